@@ -1,0 +1,5 @@
+import sys
+
+from selcopy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""The small interface every task implements, and the batch it produces.
+
+A task turns a seeded `torch.Generator` into a `Batch` of whole samples at once:
+tensor operations over the batch, never a Python loop per sample.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+SPACE = 32  # byte that pads texts and answers
+MASK = 0  # byte that hides the answer in the model's input
+VOCAB = 256  # tokens are raw bytes
+
+# Two 31-bit polynomial hashes (exact in int64: no overflow) give a 62-bit question key.
+_PRIMES = (2_147_483_629, 2_147_483_587)
+_BASES = (257, 263)
+
+
+def _as_range(value: Any) -> Any:
+    """`5` -> (5, 5); `[2, 5]` or "2,5" -> (2, 5). Anything else is left to pydantic to reject."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, str) and "," in value:
+        return tuple(part.strip() for part in value.split(","))
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return (int(value), int(value))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+IntRange = Annotated[tuple[int, int], BeforeValidator(_as_range)]
+"""An inclusive range `[lo, hi]`, written as a number (lo = hi) or a two-element list."""
+
+
+def check_range(name: str, value: tuple[int, int], lo: int, hi: int | None = None) -> tuple[int, int]:
+    if value[0] > value[1]:
+        raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo > hi")
+    if value[0] < lo:
+        raise ValueError(f"{name}: must be at least {lo}, got {value[0]}")
+    if hi is not None and value[1] > hi:
+        raise ValueError(f"{name}: must be at most {hi}, got {value[1]}")
+    return value
+
+
+class TaskConfig(BaseModel):
+    """Settings of one generator; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Samples as tensors, right-padded with spaces to the longest text.
+
+    text:    (B, L) int64 bytes of the full text `question:answer`
+    masked:  (B, L) the same with every answer byte replaced by 0
+    length:  (B,)   unpadded text length
+    num_ops: (B,)   operations the sample's program really has (selective copy: letters to copy)
+    key:     (B,)   62-bit hash of the question; equal questions always have equal keys
+    """
+
+    text: torch.Tensor
+    masked: torch.Tensor
+    length: torch.Tensor
+    num_ops: torch.Tensor
+    key: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.text.shape[0]
+
+    def select(self, index: torch.Tensor | slice) -> Batch:
+        """Rows by index or slice, trimmed to the longest selected text."""
+        rows = {f.name: getattr(self, f.name)[index] for f in fields(self)}
+        width = int(rows["length"].max()) if rows["length"].numel() else 0
+        rows["text"] = rows["text"][:, :width]
+        rows["masked"] = rows["masked"][:, :width]
+        return Batch(**rows)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        moved = {f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)}
+        return Batch(**moved)
+
+    def pin_memory(self) -> Batch:
+        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
+
+    @staticmethod
+    def cat(batches: list[Batch]) -> Batch:
+        width = max(b.text.shape[1] for b in batches)
+
+        def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+            return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+        return Batch(
+            text=torch.cat([pad(b.text, SPACE) for b in batches]),
+            masked=torch.cat([pad(b.masked, SPACE) for b in batches]),
+            length=torch.cat([b.length for b in batches]),
+            num_ops=torch.cat([b.num_ops for b in batches]),
+            key=torch.cat([b.key for b in batches]),
+        )
+
+    def texts(self) -> list[str]:
+        """Decode to strings (for printing and tests, not for the training path)."""
+        return [bytes(row[:n].tolist()).decode("latin-1") for row, n in zip(self.text, self.length.tolist())]
+
+
+def compact(chars: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pack each row's valid characters to the left, pad with spaces.
+
+    chars, valid: (B, T) -> text (B, T) int64, length (B,).
+    Example: chars `A_B:` with valid `1011` -> `AB: ` and length 3.
+    """
+    B, T = chars.shape
+    length = valid.sum(1)
+    pos = torch.where(valid, valid.cumsum(1) - 1, T)  # invalid cells go to a spare column
+    out = torch.full((B, T + 1), SPACE, dtype=torch.int64, device=chars.device)
+    out.scatter_(1, pos, chars.to(torch.int64))
+    return out[:, :T], length
+
+
+def question_key(text: torch.Tensor, question_length: torch.Tensor) -> torch.Tensor:
+    """62-bit key of each row's first `question_length` bytes (the text before the answer).
+
+    Two polynomial hashes modulo 31-bit primes, computed exactly in int64. The key is a
+    function of the question bytes alone, so identical questions always share a key; a
+    collision can only make the split drop a training sample, never let one leak.
+    """
+    B, T = text.shape
+    inside = torch.arange(T, device=text.device) < question_length[:, None]
+    codes = torch.where(inside, text + 1, 0)  # +1 so that a zero byte still counts
+    key = torch.zeros(B, dtype=torch.int64, device=text.device)
+    for prime, base in zip(_PRIMES, _BASES):
+        powers = _powers(base, prime, T, text.device)
+        h = (codes * powers).remainder(prime).sum(1).remainder(prime)  # (B,)
+        key = key * (1 << 31) + h
+    return key
+
+
+def _powers(base: int, prime: int, n: int, device: torch.device) -> torch.Tensor:
+    values, p = [], 1
+    for _ in range(n):
+        values.append(p)
+        p = p * base % prime
+    return torch.tensor(values, dtype=torch.int64, device=device)
+
+
+def mask_answer(text: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Replace positions start <= j < end of each row by the mask byte 0."""
+    pos = torch.arange(text.shape[1], device=text.device)
+    inside = (pos >= start[:, None]) & (pos < end[:, None])
+    return torch.where(inside, MASK, text)
+
+
+class Task(ABC):
+    """A generator of question/answer texts. Subclasses set `name` and `Config`."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TaskConfig]]
+
+    def __init__(self, config: TaskConfig):
+        self.config = config
+
+    @abstractmethod
+    def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
+        """`count` independent samples (duplicates possible) drawn with `generator`."""
+
+    @abstractmethod
+    def max_length(self) -> int:
+        """The longest text this configuration can produce."""
+
+    @abstractmethod
+    def check(self, line: str) -> None:
+        """Raise ValueError if `line` is not a correct sample of this task (an independent check)."""

@@ -1,0 +1,87 @@
+"""Selective Copying (the Mamba paper's toy task): copy the letters of a sparse field in order.
+
+    A....D.C..B..:ADCB
+
+An `area`-wide field of spaces (printed here as dots) holds the letters A, B, ... in random
+cells; the answer is the letters in order of position, right-padded with spaces to the
+largest number of letters. The model sees the answer masked with byte 0.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import ClassVar
+
+import torch
+from pydantic import Field, model_validator
+
+from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, compact, mask_answer
+from selcopy.tasks.base import question_key
+
+LETTERS = string.ascii_uppercase
+BLANK_SHOWN = "."  # how the field's spaces are printed
+
+
+class SelectiveCopyConfig(TaskConfig):
+    area: int = Field(40, description="width of the field")
+    num_items: IntRange = Field((10, 10), description="letters in the field, number or [lo, hi]")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SelectiveCopyConfig:
+        if self.area < 1:
+            raise ValueError(f"area: must be at least 1, got {self.area}")
+        check_range("num_items", self.num_items, 1, min(self.area, len(LETTERS)))
+        return self
+
+
+class SelectiveCopyTask(Task):
+    name: ClassVar[str] = "selective-copy"
+    Config: ClassVar[type[SelectiveCopyConfig]] = SelectiveCopyConfig
+    config: SelectiveCopyConfig
+
+    def max_length(self) -> int:
+        return self.config.area + 1 + self.config.num_items[1]
+
+    def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
+        A, (lo, hi) = self.config.area, self.config.num_items
+        k = torch.randint(lo, hi + 1, (count,), generator=generator)
+        cells = torch.rand(count, A, generator=generator).argsort(1)  # letter j goes to cells[:, j]
+        rank = torch.arange(A)[None]
+        field = torch.full((count, A), SPACE, dtype=torch.int64)
+        field.scatter_(1, cells, torch.where(rank < k[:, None], rank + ord("A"), SPACE))
+        in_order, _ = compact(field, field != SPACE)  # letters by position, space-padded
+        colon = torch.full((count, 1), ord(":"))
+        text = torch.cat([field, colon, in_order[:, :hi]], 1)
+        length = torch.full((count,), text.shape[1])
+        return Batch(
+            text=text,
+            masked=mask_answer(text, length - hi, length),
+            length=length,
+            num_ops=k,
+            key=question_key(text, length - hi),
+        )
+
+    def check(self, line: str) -> None:
+        field, answer = parse(line)
+        area, (lo, hi) = self.config.area, self.config.num_items
+        if len(field) != area:
+            raise ValueError(f"field width {len(field)} != area {area}")
+        letters = [c for c in field if c != " "]
+        if sorted(letters) != list(LETTERS[: len(letters)]) or not lo <= len(letters) <= hi:
+            raise ValueError(f"field letters {''.join(letters)!r} are not A.. with {lo}..{hi} letters")
+        if answer != "".join(letters).ljust(hi):
+            raise ValueError(f"answer {answer!r} != {''.join(letters).ljust(hi)!r}")
+
+
+def parse(line: str) -> tuple[str, str]:
+    """`A..B:AB` -> ("A  B", "AB"): the field with dots read as spaces, and the answer."""
+    parts = line.rstrip("\n").split(":")
+    if len(parts) != 2:
+        raise ValueError(f"expected 'field:answer', got {line!r}")
+    return parts[0].replace(BLANK_SHOWN, " "), parts[1]
+
+
+def show(text: str) -> str:
+    """The article's printed form: the field's spaces as dots."""
+    field, _, answer = text.partition(":")
+    return field.replace(" ", BLANK_SHOWN) + ":" + answer

@@ -1,0 +1,71 @@
+"""Train/validation data: a fixed validation set, fresh training epochs, no leakage.
+
+The validation set is drawn once from its own seed (and possibly its own settings). Every
+training epoch is drawn anew and filtered by question key against the validation keys, so a
+validation question can never appear in training, however many epochs run. Within one set
+or epoch no question repeats.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from selcopy.errors import SelcopyError
+from selcopy.tasks.base import Batch, Task
+
+MAX_ROUNDS = 100
+
+
+def unique_samples(
+    task: Task, count: int, generator: torch.Generator, exclude: torch.Tensor | None = None
+) -> Batch:
+    """`count` samples with pairwise different questions, none whose key is in `exclude`.
+
+    exclude: sorted int64 keys. Draws in rounds until enough distinct questions were found;
+    a setting with fewer distinct questions than `count` is an error, not an endless loop.
+    """
+    if count < 1:
+        raise SelcopyError(f"sample count must be positive, got {count}")
+    parts: list[Batch] = []
+    seen = exclude if exclude is not None else torch.empty(0, dtype=torch.int64)
+    have = 0
+    for _ in range(MAX_ROUNDS):
+        need = count - have
+        batch = task.sample_batch(need + need // 8 + 16, generator)
+        fresh = _first_occurrences(batch.key) & ~torch.isin(batch.key, seen)
+        index = fresh.nonzero().squeeze(1)[:need]
+        if len(index):
+            part = batch.select(index)
+            parts.append(part)
+            seen = torch.cat([seen, part.key]).sort().values
+            have += len(part)
+        if have == count:
+            return Batch.cat(parts)
+    raise SelcopyError(
+        f"task '{task.name}' yields only about {have} distinct questions under these settings, "
+        f"{count} were asked for: widen the settings or lower the count"
+    )
+
+
+def _first_occurrences(key: torch.Tensor) -> torch.Tensor:
+    """Boolean (N,): True where a key appears for the first time in the row order."""
+    _, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(key), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(len(key)), reduce="amin")
+    return torch.zeros(len(key), dtype=torch.bool).index_fill_(0, first, True)
+
+
+class DataSplit:
+    """The validation set (built once) and the training epochs of one run."""
+
+    def __init__(self, train: Task, validation: Task, train_count: int, validation_count: int, validation_seed: int):
+        self.train_task = train
+        self.train_count = train_count
+        g = torch.Generator().manual_seed(validation_seed)
+        self.validation = unique_samples(validation, validation_count, g)
+        self._exclude = self.validation.key.sort().values
+
+    def epoch(self, seed: int) -> Batch:
+        """`train_count` fresh training samples for one epoch, drawn from `seed`."""
+        g = torch.Generator().manual_seed(seed)
+        return unique_samples(self.train_task, self.train_count, g, exclude=self._exclude)

@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from selcopy.errors import SelcopyError
+from selcopy.tasks import make_task
+from selcopy.tasks.split import DataSplit, unique_samples
+
+TINY = {"num_items": 3, "input_length": 3, "num_operations": 1, "operators": {">": 1}}  # 36 questions
+
+
+def _questions(batch):
+    return [t.rsplit(":", 1)[0] for t in batch.texts()]
+
+
+def test_no_validation_text_in_any_training_epoch():
+    task = make_task("program", TINY)
+    split = DataSplit(task, task, train_count=26, validation_count=10, validation_seed=23)
+    validation = set(split.validation.texts())
+    assert len(validation) == 10
+    for epoch in range(60):
+        texts = split.epoch(seed=epoch).texts()
+        assert len(texts) == len(set(texts)) == 26  # no repeats within an epoch
+        assert not validation & set(texts)
+
+
+def test_no_leakage_with_other_validation_settings():
+    train = make_task("program", {"input_length": 5, "num_items": 5, "num_operations": [1, 2], "operators": {">": 1}})
+    val = make_task("program", {"input_length": 5, "num_items": 5, "num_operations": 2, "operators": {">": 1}})
+    split = DataSplit(train, val, train_count=5000, validation_count=2000, validation_seed=23)
+    validation = set(_questions(split.validation))
+    seen = 0
+    for epoch in range(20):
+        questions = _questions(split.epoch(seed=epoch))
+        assert not validation & set(questions)
+        seen += len(questions)
+    assert seen == 100_000
+
+
+def test_validation_fixed_by_its_seed():
+    task = make_task("program", {})
+    a = DataSplit(task, task, 10, 100, validation_seed=23).validation
+    b = DataSplit(task, task, 10, 100, validation_seed=23).validation
+    assert a.texts() == b.texts()
+
+
+def test_epochs_differ_and_repeat_by_seed():
+    task = make_task("program", {})
+    split = DataSplit(task, task, 500, 100, validation_seed=23)
+    assert split.epoch(1).texts() == split.epoch(1).texts()
+    assert split.epoch(1).texts() != split.epoch(2).texts()
+
+
+def test_too_few_distinct_questions_is_an_error():
+    task = make_task("program", TINY)
+    with pytest.raises(SelcopyError, match="distinct questions"):
+        unique_samples(task, 37, torch.Generator().manual_seed(0))
+    split = DataSplit(task, task, train_count=27, validation_count=10, validation_seed=23)
+    with pytest.raises(SelcopyError, match="distinct questions"):
+        split.epoch(0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,10 @@ from selcopy.errors import SelcopyError, explain
 EXAMPLES = """examples:
   selcopy sample program --count 5 --input-length 2,5 --num-operations 1,5
   selcopy sample selective-copy --count 3 --area 20 --num-items 4
-  selcopy ls tasks
+  selcopy ls models
+  selcopy show experiments/quickstart.yml
+  selcopy run experiments/quickstart.yml
+  selcopy results experiments/quickstart.yml --sort validation_sample_error%
 """
 
 
@@ -77,6 +81,67 @@ def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    from selcopy.experiments import load_experiment
+
+    exp = load_experiment(args.file)
+    listing = [{"name": r.name, "variables": r.variables, "params": r.params(),
+                "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
+    if args.json:
+        print(json.dumps(listing, indent=1))
+        return 0
+    print(f"{exp.path}: {len(listing)} runs of experiment '{exp.name}' (nothing is trained by show)")
+    width = max(len(r["name"]) for r in listing)
+    for r in listing:
+        model = r["settings"]["model"]["name"]
+        print(f"  {r['name']:<{width}}  {model:<11} {r['params']:>10,} params  "
+              f"{r['settings']['train']['max_inputs']:>11,} inputs")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    from selcopy.experiments import load_experiment
+    from selcopy.experiments.runner import run_grid
+    from selcopy.train.device import pick_device
+
+    exp = load_experiment(args.file)
+    device = pick_device(args.device)
+    print(f"{exp.path}: {len(exp.runs)} runs on {device}, stored under {args.runs}/", file=sys.stderr)
+    status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
+    if args.table:
+        cmd_results(argparse.Namespace(file=args.file, runs=args.runs, average="trial", std=[], sort=[],
+                                       include=[], exclude=[], json=False), [])
+    return status
+
+
+def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    from selcopy.experiments import load_experiment
+    from selcopy.experiments.store import RunStore
+    from selcopy.report import tables
+
+    exp = load_experiment(args.file)
+    stored = [(r.variables, RunStore(Path(args.runs), r.name).result()) for r in exp.runs]
+    rows = tables.collect(stored)
+    missing = len(exp.runs) - len(rows)
+    if not rows:
+        raise SelcopyError(f"{args.file}: no finished runs under {args.runs}/ yet (run `selcopy run {args.file}`)")
+    rows = tables.aggregate(rows, exp.variables, args.average, args.std)
+    tables.mark_noise(rows)
+    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, args.average)
+    rows = tables.sort_rows(rows, args.sort)
+    if args.json:
+        print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1))
+    else:
+        print(tables.markdown(rows, columns))
+    if missing:
+        print(f"({missing} of {len(exp.runs)} runs not finished, left out)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selcopy",
@@ -93,6 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--raw", action="store_true", help="print the exact bytes (selective-copy: spaces, not dots)")
     p.set_defaults(func=cmd_sample, takes_extra=True)
+
+    p = sub.add_parser("show", help="expand and validate a grid, list its runs (trains nothing)")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="a list of {name, variables, settings, params}")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("run", help="train every run of a grid, resumably")
+    p.add_argument("file")
+    p.add_argument("--skip-existing", action="store_true", help="leave finished runs as they are")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
+    p.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
+    p.add_argument("--table", action="store_true", help="print the result table at the end")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("results", help="the article-style table of a grid's stored runs")
+    p.add_argument("file")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--average", default="trial", help="variable to average over (default: trial; '' for none)")
+    p.add_argument("--std", nargs="*", default=[], metavar="COL", help="also show the std of these columns")
+    p.add_argument("--sort", nargs="*", default=[], metavar="COL", help="sort by columns; -COL descending")
+    p.add_argument("--include", nargs="*", default=[], metavar="COL", help="add columns, e.g. train_loss")
+    p.add_argument("--exclude", nargs="*", default=[], metavar="COL", help="drop columns")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("ls", help="list what exists")
     p.add_argument("what", choices=["tasks", "models"])

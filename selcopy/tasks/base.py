@@ -61,8 +61,8 @@ class TaskConfig(BaseModel):
 class Batch:
     """Samples as tensors, right-padded with spaces to the longest text.
 
-    text:    (B, L) int64 bytes of the full text `question:answer`
-    masked:  (B, L) the same with every answer byte replaced by 0
+    text:    (B, L) uint8 bytes of the full text `question:answer`
+    masked:  (B, L) uint8, the same with every answer byte replaced by 0
     length:  (B,)   unpadded text length
     num_ops: (B,)   operations the sample's program really has (selective copy: letters to copy)
     key:     (B,)   62-bit hash of the question; equal questions always have equal keys
@@ -112,51 +112,45 @@ class Batch:
         return [bytes(row[:n].tolist()).decode("latin-1") for row, n in zip(self.text, self.length.tolist())]
 
 
-def compact(chars: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pack each row's valid characters to the left, pad with spaces.
+def row_key(parts: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """62-bit key of each row from small non-negative int values; 0 values count as absent.
 
-    chars, valid: (B, T) -> text (B, T) int64, length (B,).
-    Example: chars `A_B:` with valid `1011` -> `AB: ` and length 3.
+    parts: (values (N, D), offset): value j of a part sits at position offset + j, so a
+    part can be narrower in one setting than another and still give the same key.
+    Two polynomial hashes modulo 31-bit primes, exact in int64. Equal rows always share a
+    key; a collision of different rows can only make the split drop a training sample,
+    never let one leak.
     """
-    B, T = chars.shape
-    length = valid.sum(1)
-    pos = torch.where(valid, valid.cumsum(1) - 1, T)  # invalid cells go to a spare column
-    out = torch.full((B, T + 1), SPACE, dtype=torch.int64, device=chars.device)
-    out.scatter_(1, pos, chars.to(torch.int64))
-    return out[:, :T], length
-
-
-def question_key(text: torch.Tensor, question_length: torch.Tensor) -> torch.Tensor:
-    """62-bit key of each row's first `question_length` bytes (the text before the answer).
-
-    Two polynomial hashes modulo 31-bit primes, computed exactly in int64. The key is a
-    function of the question bytes alone, so identical questions always share a key; a
-    collision can only make the split drop a training sample, never let one leak.
-    """
-    B, T = text.shape
-    inside = torch.arange(T, device=text.device) < question_length[:, None]
-    codes = torch.where(inside, text + 1, 0)  # +1 so that a zero byte still counts
-    key = torch.zeros(B, dtype=torch.int64, device=text.device)
+    N = parts[0][0].shape[0]
+    key = torch.zeros(N, dtype=torch.int64)
     for prime, base in zip(_PRIMES, _BASES):
-        powers = _powers(base, prime, T, text.device)
-        h = (codes * powers).remainder(prime).sum(1).remainder(prime)  # (B,)
-        key = key * (1 << 31) + h
+        h = torch.zeros(N, dtype=torch.int64)
+        for values, offset in parts:
+            powers = _powers(base, prime, offset + values.shape[1])[offset:]
+            h += (values.long() * powers).remainder_(prime).sum(1)
+        key = key * (1 << 31) + h.remainder_(prime)
     return key
 
 
-def _powers(base: int, prime: int, n: int, device: torch.device) -> torch.Tensor:
+def _powers(base: int, prime: int, n: int) -> torch.Tensor:
     values, p = [], 1
     for _ in range(n):
         values.append(p)
         p = p * base % prime
-    return torch.tensor(values, dtype=torch.int64, device=device)
+    return torch.tensor(values, dtype=torch.int64)
 
 
-def mask_answer(text: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Replace positions start <= j < end of each row by the mask byte 0."""
-    pos = torch.arange(text.shape[1], device=text.device)
-    inside = (pos >= start[:, None]) & (pos < end[:, None])
-    return torch.where(inside, MASK, text)
+def draw_distinct(count: int, pool: int, width: int, g: torch.Generator) -> torch.Tensor:
+    """(N, width) distinct values of range(pool) per row, uniformly: a partial Fisher-Yates
+    shuffle, `width` column swaps over the whole batch instead of a sort per row."""
+    dtype = torch.uint8 if pool <= 256 else torch.int64
+    deck = torch.arange(pool, dtype=dtype).expand(count, pool).clone()
+    for i in range(width):
+        pick = i + (torch.rand(count, generator=g) * (pool - i)).long().clamp(max=pool - i - 1)
+        here, there = deck[:, i].clone(), deck.gather(1, pick[:, None])
+        deck[:, i] = there[:, 0]
+        deck.scatter_(1, pick[:, None], here[:, None])
+    return deck[:, :width]
 
 
 class Task(ABC):

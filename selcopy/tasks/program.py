@@ -17,12 +17,12 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, compact, mask_answer
-from selcopy.tasks.base import question_key
+from selcopy.tasks.base import Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
+from selcopy.tasks.program_engine import Tables, build_tables, render, run_programs
 
 LETTERS = string.ascii_uppercase
 OPERATORS = (">", "-", "+")  # kind codes 0, 1, 2 in the generator
-_SLOTS = 7  # characters an op can take: " ", sign, x tens, x ones, ">", y tens, y ones
+MAX_LETTERS = len(LETTERS)  # where op values start in the question key, whatever the width
 
 
 def _parse_operators(value):
@@ -88,6 +88,10 @@ class ProgramTask(Task):
     Config: ClassVar[type[ProgramConfig]] = ProgramConfig
     config: ProgramConfig
 
+    def __init__(self, config: ProgramConfig):
+        super().__init__(config)
+        self._tables: Tables | None = None  # built on first use, for this config's width
+
     def max_length(self) -> int:
         cfg = self.config
         op_chars = 5 if cfg.input_length[1] >= 10 else 3  # "12>13" / "1>2"; a sign op is never longer
@@ -96,30 +100,23 @@ class ProgramTask(Task):
 
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
         cfg = self.config
-        inputs, length_in = self._draw_inputs(count, generator)
-        cells, kinds, xs, ys = run_batch(
-            inputs, length_in, _randint(cfg.num_operations, count, generator), cfg.weights,
-            cfg.stack, generator,
-        )
-        chars, valid = _render(inputs, length_in, cells, kinds, xs, ys)
-        text, length = compact(chars, valid)
-        text = text[:, : int(length.max())]
-        answer_start = length - cfg.input_length[1]
+        W = cfg.input_length[1]
+        if self._tables is None:
+            self._tables = build_tables(W, cfg.stack)
+        length_in = _randint(cfg.input_length, count, generator)
+        letters = draw_distinct(count, cfg.num_items, W, generator) + ord("A")
+        cells = torch.where(torch.arange(W) < length_in[:, None], letters, 0)
+        num_ops = _randint(cfg.num_operations, count, generator)
+        final, keys = run_programs(cells, length_in, num_ops, cfg.weights, self._tables, generator)
+        text, length, answer_start = render(letters, length_in, final, keys, self._tables)
+        answer = answer_start[:, None] + torch.arange(W)
         return Batch(
             text=text,
-            masked=mask_answer(text, answer_start, length),
+            masked=text.scatter(1, answer, 0),
             length=length,
-            num_ops=(kinds >= 0).sum(1),
-            key=question_key(text, answer_start),
+            num_ops=(keys >= 0).sum(1),
+            key=row_key([(cells, 0), (keys + 1, MAX_LETTERS)]),
         )
-
-    def _draw_inputs(self, count: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, W) letters of shuffled alphabets, 0 past each row's input length; and the lengths."""
-        W = self.config.input_length[1]
-        length_in = _randint(self.config.input_length, count, g)
-        letters = torch.rand(count, self.config.num_items, generator=g).argsort(1)[:, :W] + ord("A")
-        pos = torch.arange(W)
-        return torch.where(pos < length_in[:, None], letters, 0), length_in
 
     def check(self, line: str) -> None:
         cfg = self.config
@@ -141,107 +138,6 @@ class ProgramTask(Task):
 
 def _randint(bounds: tuple[int, int], count: int, g: torch.Generator) -> torch.Tensor:
     return torch.randint(bounds[0], bounds[1] + 1, (count,), generator=g)
-
-
-def run_batch(
-    cells: torch.Tensor,
-    n: torch.Tensor,
-    num_ops: torch.Tensor,
-    weights: tuple[float, float, float],
-    stack_mode: str,
-    g: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw and run programs for a whole batch, one op step at a time over all rows.
-
-    cells: (N, W) letter bytes, 0 = empty; n: (N,) filled cells; num_ops: (N,) wanted ops.
-    Returns the final cells and the ops as (N, K) kind (-1 = none), x, y (1-based).
-    An op that cannot apply is never drawn (equivalent to redrawing it); a program whose
-    cells were all removed stops early.
-    """
-    N, W = cells.shape
-    K = int(num_ops.max())
-    pos = torch.arange(W)
-    stack = torch.zeros_like(cells)
-    s = torch.zeros(N, dtype=torch.int64)
-    kinds = torch.full((N, K), -1, dtype=torch.int64)
-    xs, ys = torch.zeros(N, K, dtype=torch.int64), torch.zeros(N, K, dtype=torch.int64)
-    w = torch.tensor(weights, dtype=torch.float64)
-    for t in range(K):
-        active = (t < num_ops) & (n > 0)
-        allowed = torch.stack([n >= 2, n >= 1, s >= 1], 1) & active[:, None]  # (N, 3)
-        probs = torch.where(allowed, w, 0.0)
-        probs[:, 1] += (~active).double()  # inactive rows draw a dummy that is discarded
-        kind = torch.multinomial(probs, 1, generator=g).squeeze(1)
-        u = torch.rand(N, 2, generator=g, dtype=torch.float64)
-        x = (u[:, 0] * n).long().clamp(max=(n - 1).clamp(min=0))  # (N,) 0-based, in [0, n)
-        y = (u[:, 1] * (n - 1)).long().clamp(max=(n - 2).clamp(min=0))
-        y = (y + (y >= x).long()).clamp(max=W - 1)  # y != x (clamped rows with n < 2 never swap)
-        xi, yi = x[:, None], y[:, None]
-
-        swapped = cells.scatter(1, xi, cells.gather(1, yi)).scatter(1, yi, cells.gather(1, xi))
-        removed = torch.where(pos < (n - 1)[:, None], cells.gather(1, (pos + (pos >= xi)).clamp(max=W - 1)), 0)
-        pushed = stack.scatter(1, s.clamp(max=W - 1)[:, None], cells.gather(1, xi))
-        value, popped = _pop(stack, s, stack_mode)
-        shifted = cells.gather(1, (pos - (pos > xi).long()).clamp(min=0))
-        inserted = torch.where(pos == xi, value[:, None], shifted)
-        inserted = torch.where(pos < (n + 1)[:, None], inserted, 0)
-
-        is_swap, is_rem, is_ins = [(active & (kind == k))[:, None] for k in range(3)]
-        cells = torch.where(is_swap, swapped, torch.where(is_rem, removed, torch.where(is_ins, inserted, cells)))
-        stack = torch.where(is_rem, pushed, torch.where(is_ins, popped, stack))
-        n = n - is_rem[:, 0].long() + is_ins[:, 0].long()
-        s = s + is_rem[:, 0].long() - is_ins[:, 0].long()
-        kinds[:, t] = torch.where(active, kind, -1)
-        xs[:, t], ys[:, t] = x + 1, y + 1
-    return cells, kinds, xs, ys
-
-
-def _pop(stack: torch.Tensor, s: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The value '+' inserts and the stack after it left: last pushed (lifo) or first (fifo)."""
-    W = stack.shape[1]
-    pos = torch.arange(W)
-    if mode == "lifo":
-        top = (s - 1).clamp(min=0)[:, None]
-        return stack.gather(1, top).squeeze(1), stack.scatter(1, top, 0)
-    rest = stack.gather(1, (pos + 1).clamp(max=W - 1)[None].expand_as(stack))
-    return stack[:, 0], torch.where(pos < (s - 1)[:, None], rest, 0)
-
-
-def _render(
-    inputs: torch.Tensor,
-    length_in: torch.Tensor,
-    cells: torch.Tensor,
-    kinds: torch.Tensor,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every character the text could hold, and which of them it does: (N, T) each."""
-    N, W = inputs.shape
-    K = kinds.shape[1]
-    col = torch.full((N, 1), ord(":"))
-    exists = kinds >= 0
-    swap = exists & (kinds == 0)
-    sign = torch.where(kinds == 1, ord("-"), ord("+"))
-    op_chars = torch.stack(  # (N, K, 7)
-        [torch.full_like(kinds, SPACE), sign, xs // 10 + 48, xs % 10 + 48,
-         torch.full_like(kinds, ord(">")), ys // 10 + 48, ys % 10 + 48], dim=2,
-    )
-    first = (torch.arange(K) > 0)[None]
-    op_valid = torch.stack(
-        [exists & first, exists & ~swap, exists & (xs >= 10), exists, swap, swap & (ys >= 10), swap], dim=2
-    )
-    answer = torch.where(cells > 0, cells, SPACE)
-    chars = torch.cat([inputs, col, op_chars.reshape(N, K * _SLOTS), col, answer], 1)
-    valid = torch.cat(
-        [
-            torch.arange(W)[None] < length_in[:, None],
-            torch.ones(N, 1, dtype=torch.bool),
-            op_valid.reshape(N, K * _SLOTS),
-            torch.ones(N, 1 + W, dtype=torch.bool),
-        ],
-        1,
-    )
-    return chars, valid
 
 
 # --- the reference: a plain interpreter and parser, one sample at a time -------------------

@@ -15,8 +15,7 @@ from typing import ClassVar
 import torch
 from pydantic import Field, model_validator
 
-from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, compact, mask_answer
-from selcopy.tasks.base import question_key
+from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
 
 LETTERS = string.ascii_uppercase
 BLANK_SHOWN = "."  # how the field's spaces are printed
@@ -45,20 +44,22 @@ class SelectiveCopyTask(Task):
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
         A, (lo, hi) = self.config.area, self.config.num_items
         k = torch.randint(lo, hi + 1, (count,), generator=generator)
-        cells = torch.rand(count, A, generator=generator).argsort(1)  # letter j goes to cells[:, j]
-        rank = torch.arange(A)[None]
-        field = torch.full((count, A), SPACE, dtype=torch.int64)
-        field.scatter_(1, cells, torch.where(rank < k[:, None], rank + ord("A"), SPACE))
-        in_order, _ = compact(field, field != SPACE)  # letters by position, space-padded
-        colon = torch.full((count, 1), ord(":"))
-        text = torch.cat([field, colon, in_order[:, :hi]], 1)
-        length = torch.full((count,), text.shape[1])
+        cells = draw_distinct(count, A, hi, generator).long()  # letter j sits in cells[:, j]
+        rank = torch.arange(hi)
+        present = rank < k[:, None]
+        field = torch.full((count, A + 1), SPACE, dtype=torch.uint8)
+        field.scatter_(1, torch.where(present, cells, A), (rank + ord("A")).to(torch.uint8).expand(count, hi))
+        by_position = torch.where(present, cells, A + rank).argsort(1)  # letters in field order
+        answer = torch.where(present, by_position + ord("A"), SPACE).to(torch.uint8)
+        field[:, A] = ord(":")
+        text = torch.cat([field, answer], 1)
+        length = torch.full((count,), A + 1 + hi)
         return Batch(
             text=text,
-            masked=mask_answer(text, length - hi, length),
+            masked=torch.cat([field, torch.zeros_like(answer)], 1),
             length=length,
             num_ops=k,
-            key=question_key(text, length - hi),
+            key=row_key([(torch.where(field[:, :A] == SPACE, 0, field[:, :A]), 0)]),
         )
 
     def check(self, line: str) -> None:

@@ -28,19 +28,24 @@ def unique_samples(
         raise SelcopyError(f"sample count must be positive, got {count}")
     parts: list[Batch] = []
     seen = exclude if exclude is not None else torch.empty(0, dtype=torch.int64)
-    have = 0
+    have, draw = 0, count + count // 32 + 16
+    cap = 8 * count + 1024  # never more per round, whatever the yield
     for _ in range(MAX_ROUNDS):
         need = count - have
-        batch = task.sample_batch(need + need // 8 + 16, generator)
+        batch = task.sample_batch(draw, generator)
         fresh = _first_occurrences(batch.key) & ~torch.isin(batch.key, seen)
-        index = fresh.nonzero().squeeze(1)[:need]
+        index = fresh.nonzero().squeeze(1)
         if len(index):
-            part = batch.select(index)
+            part = batch.select(index[:need])
             parts.append(part)
-            seen = torch.cat([seen, part.key]).sort().values
             have += len(part)
-        if have == count:
-            return Batch.cat(parts)
+            if have == count:
+                return Batch.cat(parts) if len(parts) > 1 else parts[0]
+            seen = torch.cat([seen, part.key]).sort().values
+        elif draw >= cap:  # even the largest draw found nothing new: the settings are exhausted
+            break
+        # enough for what is missing at the yield just seen, with a margin, within the cap
+        draw = min(int((count - have) * draw / max(len(index), 1) * 1.2) + 64, cap)
     raise SelcopyError(
         f"task '{task.name}' yields only about {have} distinct questions under these settings, "
         f"{count} were asked for: widen the settings or lower the count"
@@ -58,7 +63,9 @@ def _first_occurrences(key: torch.Tensor) -> torch.Tensor:
 class DataSplit:
     """The validation set (built once) and the training epochs of one run."""
 
-    def __init__(self, train: Task, validation: Task, train_count: int, validation_count: int, validation_seed: int):
+    def __init__(
+        self, train: Task, validation: Task, train_count: int, validation_count: int, validation_seed: int
+    ):
         self.train_task = train
         self.train_count = train_count
         g = torch.Generator().manual_seed(validation_seed)

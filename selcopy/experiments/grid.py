@@ -1,0 +1,247 @@
+"""Load an experiment file and expand its matrix into validated runs.
+
+    name: attn-last                      # runs: attn-last/trial-1_l-5_attn-0,0,0,0,T, ...
+    matrix:
+      trial: [1, 2]
+      l: [5, 6]
+      attn: [[0, 0, 0, 0, true], [0, 0, 0, 0, 0, true]]
+      $filter: len(${attn}) == ${l}      # 2 trials x 2 matching pairs = 4 runs
+    model: {layers: "${l}", attention: "${attn}"}
+
+The cartesian product runs in file order (first variable outermost). A value that is exactly
+`${var}` takes the variable's value with its type; inside a longer string it is interpolated.
+Every matrix variable but `trial` must be used, every key must be known, and every run is
+validated before the caller could train any of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selcopy.errors import ConfigError
+from selcopy.experiments.expr import PLACEHOLDER, evaluate
+from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
+
+TOP_KEYS = ("name", "matrix", "task", "model", "train")
+SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
+FILTER = "$filter"
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=-]")
+NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=_-]")
+
+
+@dataclass
+class Experiment:
+    """A loaded experiment file: its name, matrix variables and fully validated runs."""
+
+    name: str
+    path: Path
+    variables: list[str]
+    runs: list[RunSpec]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read, expand and validate an experiment file; any problem is one ConfigError line."""
+    path = Path(path)
+    where = str(path)
+    doc = read_yaml(path, where)
+    matrix, expression = parse_matrix(doc.get("matrix"), where)
+    name = doc.get("name")
+    if name is None:
+        name = path.stem
+    elif not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: name: expected a string, got {name!r}")
+    check_references(doc, matrix, expression, where)
+    kept = combinations(matrix, expression, where)
+    runs = [make_run(doc, name, values, bool(matrix), where) for values in kept]
+    check_unique(runs, where)
+    return Experiment(name=name, path=path, variables=list(matrix), runs=runs)
+
+
+def read_yaml(path: Path, where: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(f"{where}: cannot read the file: {reason}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}: YAML syntax error{line}: {error.problem or error.context}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: YAML syntax error: {error}") from None
+    if doc is None:
+        raise ConfigError(f"{where}: the file is empty")
+    if not isinstance(doc, dict):
+        keys = ", ".join(TOP_KEYS)
+        raise ConfigError(f"{where}: expected a mapping with keys {keys}, got {type(doc).__name__}")
+    for key in doc:
+        if key not in TOP_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(TOP_KEYS)}"
+            raise ConfigError(f"{where}: {key}: unknown top-level key{hint}")
+    return doc
+
+
+def parse_matrix(raw: Any, where: str) -> tuple[dict[str, list[Any]], str | None]:
+    """-> ({variable: values} in file order, the filter expression or None)."""
+    if raw is None:
+        return {}, None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: matrix: expected a mapping of variable -> list of values, got {raw!r}")
+    matrix: dict[str, list[Any]] = {}
+    expression = None
+    for key, values in raw.items():
+        if key == FILTER:
+            if not isinstance(values, str) or not values.strip():
+                raise ConfigError(f"{where}: matrix.{FILTER}: expected an expression, got {values!r}")
+            expression = values
+        elif isinstance(key, str) and key.startswith("$"):
+            raise ConfigError(f"{where}: matrix.{key}: unknown setting (did you mean '{FILTER}'?)")
+        elif not isinstance(key, str) or not VARIABLE.fullmatch(key):
+            raise ConfigError(f"{where}: matrix: variable name {key!r} must be letters, digits and _")
+        elif not isinstance(values, list):
+            raise ConfigError(f"{where}: matrix.{key}: expected a list of values, got {values!r} "
+                              f"(write [{json.dumps(values)}] for one value)")
+        elif not values:
+            raise ConfigError(f"{where}: matrix.{key}: the list of values is empty")
+        else:
+            matrix[key] = values
+    for trial in matrix.get(TRIAL, []):
+        check_trial(trial, f"matrix.{TRIAL}", where)
+    return matrix, expression
+
+
+def check_references(
+    doc: dict[str, Any], matrix: dict[str, list[Any]], expression: str | None, where: str
+) -> None:
+    """Every `${var}` must be a matrix variable; every variable but `trial` must be used."""
+    used: set[str] = set()
+    for section in SECTIONS:
+        for key, text in strings(doc.get(section), section):
+            used.update(defined(text, matrix, key, where))
+    if expression is not None:
+        used.update(defined(expression, matrix, f"matrix.{FILTER}", where))
+    unused = [name for name in matrix if name not in used and name != TRIAL]
+    if unused:
+        names = ", ".join(f"'{name}'" for name in unused)
+        what = f"matrix variable {names} is" if len(unused) == 1 else f"matrix variables {names} are"
+        raise ConfigError(f"{where}: {what} never used: write ${{{unused[0]}}} where it belongs "
+                          f"(in task, model, train, name or {FILTER})")
+
+
+def strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
+    """(key path, text) of every string inside `value`: `model.dilation[2]`."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from strings(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from strings(v, f"{key}[{i}]")
+
+
+def defined(text: str, matrix: dict[str, list[Any]], key: str, where: str) -> list[str]:
+    """The variables `text` refers to; an undefined one is an error naming `key`."""
+    names = PLACEHOLDER.findall(text)
+    for name in names:
+        if name not in matrix:
+            known = ", ".join(sorted(matrix)) or "nothing (there is no matrix)"
+            raise ConfigError(f"{where}: {key}: undefined variable ${{{name}}}; matrix has: {known}")
+    return names
+
+
+def combinations(matrix: dict[str, list[Any]], expression: str | None, where: str) -> list[dict[str, Any]]:
+    """The matrix's cartesian product (first variable outermost) that the filter keeps."""
+    kept = []
+    for combo in itertools.product(*matrix.values()):
+        values = dict(zip(matrix, combo))
+        if expression is None or keep(expression, values, where):
+            kept.append(values)
+    if not kept:
+        raise ConfigError(f"{where}: matrix.{FILTER}: drops every combination, no run is left")
+    return kept
+
+
+def keep(expression: str, values: dict[str, Any], where: str) -> bool:
+    result = evaluate(expression, values, f"{where}: matrix.{FILTER}")
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, int):  # `len(...)`, `${x} % 2`: zero drops the combination
+        return result != 0
+    raise ConfigError(f"{where}: matrix.{FILTER}: expected true or false, got {result!r}")
+
+
+def make_run(doc: dict[str, Any], name: str, values: dict[str, Any], has_matrix: bool, where: str) -> RunSpec:
+    slug = run_slug(values)
+    here = f"{where}: run {slug}" if has_matrix else where
+    prefix = experiment_name(substitute(name, values, "name", here), here)
+    sections = {key: substitute(doc.get(key), values, key, here) for key in ("task", "model", "train")}
+    return RunSpec.resolve(f"{prefix}/{slug}", prefix, values, sections, here)
+
+
+def substitute(value: Any, values: dict[str, Any], key: str, where: str) -> Any:
+    """`${var}` -> the variable's value (typed) if it is the whole string, else interpolated text."""
+    if isinstance(value, dict):
+        return {k: substitute(v, values, f"{key}.{k}", where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, values, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    whole = PLACEHOLDER.fullmatch(value.strip())
+    if whole:
+        return copy.deepcopy(values[whole.group(1)])
+    return PLACEHOLDER.sub(lambda match: as_text(values[match.group(1)]), value)
+
+
+def as_text(value: Any) -> str:
+    """How a value reads inside a string: as YAML/JSON would write it (`true`, `[1, 2]`)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_slug(values: dict[str, Any]) -> str:
+    """`trial-1_l-5_attn-0,0,0,0,T`: `var-value` joined by `_`, in matrix order; `run` if none."""
+    if not values:
+        return "run"
+    parts = (f"{name}-{slug_text(value)}" for name, value in values.items())
+    return "_".join(SLUG_UNSAFE.sub("-", part) for part in parts)
+
+
+def slug_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, (list, tuple)):
+        return ",".join(slug_text(item) for item in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={slug_text(v)}" for k, v in value.items())
+    return "none" if value is None else str(value)
+
+
+def experiment_name(name: Any, where: str) -> str:
+    """The run folder's parent: a relative path of safe parts (`article/5ops-attn`)."""
+    parts = str(name if not isinstance(name, (list, dict, bool)) else as_text(name)).strip().split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ConfigError(f"{where}: name: {name!r} must be a relative path without empty, '.' or '..' parts")
+    return "/".join(NAME_UNSAFE.sub("-", part) for part in parts)
+
+
+def check_unique(runs: list[RunSpec], where: str) -> None:
+    counts = Counter(run.name for run in runs)
+    twice = [name for name, count in counts.items() if count > 1]
+    if twice:
+        raise ConfigError(f"{where}: run name '{twice[0]}' occurs {counts[twice[0]]} times: "
+                          "a matrix list repeats a value, or two values look alike in a run name")

@@ -1,0 +1,273 @@
+"""One run of an experiment, with every setting resolved and validated.
+
+A RunSpec holds plain data (what `config.yaml` of a run folder stores): the task, model and
+train sections with every default filled in, in the schema users write. Writing them to YAML
+and loading them again gives the same run. The builders (`build_split`, `build_model`) are
+where tasks and models meet: they never import each other.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from selcopy.errors import ConfigError, SelcopyError, explain
+from selcopy.tasks import TASKS, make_task
+from selcopy.tasks.split import DataSplit
+from selcopy.train.config import TrainConfig
+
+T = TypeVar("T")
+
+DEFAULT_TASK = "program"
+DEFAULT_MODEL = "conv"
+VALIDATION = "validation_"  # prefix of a task setting that applies to the validation set only
+TRIAL = "trial"  # the reserved matrix variable: repeats a run with another seed
+TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
+CONFIG_KEYS = ("name", "variables", "task", "model", "train")
+
+
+class SplitSettings(BaseModel):
+    """The task section's settings of the train/validation split (the article's values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_count: int = Field(100_000, gt=0, description="fresh training samples per epoch")
+    validation_count: int = Field(10_000, gt=0, description="size of the fixed validation set")
+    validation_seed: int = Field(23, ge=0, description="seed of the validation set (not of the trial)")
+
+
+SPLIT_KEYS = tuple(SplitSettings.model_fields)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run: `name` is `<experiment>/<slug>`, `variables` its matrix values."""
+
+    name: str
+    experiment: str
+    variables: dict[str, Any]
+    task: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+    @classmethod
+    def resolve(
+        cls, name: str, experiment: str, variables: dict[str, Any], sections: dict[str, Any], where: str
+    ) -> RunSpec:
+        """Validate the raw `task`, `model` and `train` sections and fill in every default.
+
+        `where` starts each error message (`exp.yml: run l-5`).
+        """
+        check_trial(variables.get(TRIAL, 0), "variables.trial", where)
+        return cls(
+            name=name,
+            experiment=experiment,
+            variables=copy.deepcopy(variables),
+            task=resolve_task(sections.get("task"), where),
+            model=resolve_model(sections.get("model"), where),
+            train=resolve_train(sections.get("train"), where),
+        )
+
+    @property
+    def seed(self) -> int:
+        """`train.seed * 1_000_000 + trial` (trial 0 without a trial variable).
+
+        Trials of one setting get different seeds (training data and initial weights); runs that
+        differ in anything but the trial share a seed. Distinct (seed, trial) pairs never collide.
+        """
+        return int(self.train["seed"]) * TRIAL_STRIDE + int(self.variables.get(TRIAL, 0))
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**self.train)
+
+    def task_settings(self, validation: bool) -> tuple[str, dict[str, Any]]:
+        """(task name, settings for `make_task`) of the training or the validation data."""
+        fields = TASKS[self.task["name"]].Config.model_fields
+        settings = {key: self.task[key] for key in fields if key in self.task}
+        if validation:
+            overrides = {key: self.task[VALIDATION + key] for key in fields if VALIDATION + key in self.task}
+            settings.update(overrides)
+        return self.task["name"], settings
+
+    def build_split(self) -> DataSplit:
+        """The fixed validation set and the training epochs (draws the validation set now)."""
+        return DataSplit(
+            make_task(*self.task_settings(validation=False)),
+            make_task(*self.task_settings(validation=True)),
+            self.task["train_count"],
+            self.task["validation_count"],
+            self.task["validation_seed"],
+        )
+
+    def build_model(self) -> nn.Module:
+        """The model with its initial weights drawn from `self.seed` (global RNG state is kept)."""
+        from selcopy.models import build_model
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return build_model(self.model)
+
+    def params(self) -> int:
+        """Trainable parameters, shared tensors counted once; built without memory on `meta`."""
+        from selcopy.models import build_model
+
+        try:
+            with torch.device("meta"):
+                model = build_model(self.model)
+        except Exception:  # a model whose construction needs real values: build it for real
+            model = self.build_model()
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The standalone document a run folder stores as `config.yaml`."""
+        data = {"name": self.name, "variables": self.variables, "task": self.task,
+                "model": self.model, "train": self.train}
+        return copy.deepcopy(data)
+
+    @classmethod
+    def from_config_dict(cls, data: Any, where: str = "run config") -> RunSpec:
+        """Load (and validate again) what `config_dict` wrote."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CONFIG_KEYS)}")
+        check_keys(data, CONFIG_KEYS, "", where)
+        name, variables = data.get("name"), data.get("variables") or {}
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: name: expected the run's name, got {name!r}")
+        if not isinstance(variables, dict):
+            raise ConfigError(f"{where}: variables: expected a mapping, got {variables!r}")
+        experiment = name.rsplit("/", 1)[0]
+        return cls.resolve(name, experiment, variables, data, f"{where}: run {name}")
+
+
+def check_trial(trial: Any, key: str, where: str) -> None:
+    """Trials are small non-negative integers, so that `seed` stays unambiguous."""
+    if isinstance(trial, bool) or not isinstance(trial, int) or not 0 <= trial < TRIAL_STRIDE:
+        limit = TRIAL_STRIDE - 1
+        raise ConfigError(f"{where}: {key}: trials must be integers from 0 to {limit}, got {trial!r}")
+
+
+def resolve_task(raw: Any, where: str) -> dict[str, Any]:
+    """{"name", every task field, the split settings, the validation_* overrides given}."""
+    settings = section_mapping(raw, "task", where)
+    name = section_name(settings, "task", DEFAULT_TASK, where)
+    try:
+        config_cls = TASKS[name]
+    except SelcopyError as error:
+        raise ConfigError(f"{where}: task.name: {error}") from None
+    fields = list(config_cls.Config.model_fields)
+    check_validation_keys(settings, fields, name, where)
+    check_keys(settings, ["name", *fields, *SPLIT_KEYS, *(VALIDATION + f for f in fields)], "task", where)
+    base = {key: value for key, value in settings.items() if key in fields}
+    overrides = {key[len(VALIDATION):]: value for key, value in settings.items()
+                 if key.startswith(VALIDATION) and key not in SPLIT_KEYS}
+    split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
+    split = validated(lambda: SplitSettings(**split_settings), "task", where)
+    train_config = validated(lambda: config_cls.Config(**base), "task", where)
+    rename = {key: VALIDATION + key for key in overrides}
+    validation_config = validated(lambda: config_cls.Config(**{**base, **overrides}), "task", where, rename)
+    resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
+    validation_values = validation_config.model_dump(mode="json")
+    resolved.update({VALIDATION + key: validation_values[key] for key in overrides})
+    return resolved
+
+
+def resolve_model(raw: Any, where: str) -> dict[str, Any]:
+    """{"name", every setting of that architecture} through `selcopy.models.model_config`."""
+    from selcopy.models import model_config
+
+    settings = section_mapping(raw, "model", where)
+    name = section_name(settings, "model", DEFAULT_MODEL, where)
+    try:
+        defaults = model_config({"name": name})
+    except SelcopyError as error:
+        raise ConfigError(f"{where}: model.name: {error}") from None
+    check_keys(settings, ["name", *type(defaults).model_fields], "model", where)
+    config = validated(lambda: model_config({**settings, "name": name}), "model", where)
+    return {"name": name, **config.model_dump(mode="json")}
+
+
+def resolve_train(raw: Any, where: str) -> dict[str, Any]:
+    settings = section_mapping(raw, "train", where)
+    check_keys(settings, list(TrainConfig.model_fields), "train", where)
+    return validated(lambda: TrainConfig(**settings), "train", where).model_dump(mode="json")
+
+
+def section_mapping(raw: Any, section: str, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {section}: expected a mapping of settings, got {raw!r}")
+    return dict(raw)
+
+
+def section_name(settings: dict[str, Any], section: str, default: str, where: str) -> str:
+    name = settings.get("name", default)
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: {section}.name: expected a name, got {name!r}")
+    return name
+
+
+def check_keys(settings: dict[Any, Any], known: Iterable[str], section: str, where: str) -> None:
+    """Every key must be known; an unknown one gets the closest known key as a hint."""
+    known = list(known)
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(known)}"
+            raise ConfigError(f"{where}: {section + '.' if section else ''}{key}: unknown setting{hint}")
+
+
+def check_validation_keys(settings: dict[Any, Any], fields: list[str], task: str, where: str) -> None:
+    """`validation_<field>` must name a field of the task: `validation_foo` is no override."""
+    for key in settings:
+        if isinstance(key, str) and key.startswith(VALIDATION) and key not in SPLIT_KEYS:
+            field = key[len(VALIDATION):]
+            if field not in fields:
+                close = difflib.get_close_matches(field, fields, n=1, cutoff=0.6)
+                hint = f"; task settings: {', '.join(fields)}"
+                if close:
+                    hint = f" (did you mean '{VALIDATION}{close[0]}'?)"
+                raise ConfigError(
+                    f"{where}: task.{key}: unknown setting: '{field}' is not a setting of task '{task}'{hint}"
+                )
+
+
+def validated(build: Callable[[], T], section: str, where: str, rename: dict[str, str] | None = None) -> T:
+    """Run `build`; a pydantic error becomes one ConfigError line with `section.key` locations."""
+    try:
+        return build()
+    except ValidationError as error:
+        raise ConfigError(explain(in_section(error, section, rename or {}), where)) from None
+    except ConfigError:
+        raise
+    except (SelcopyError, ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {section}: {error}") from None
+
+
+def in_section(error: ValidationError, section: str, rename: dict[str, str]) -> ValidationError:
+    """The same error with each location under `section` (and keys renamed, e.g. validation_*).
+
+    An error of the whole config (no location) under renamed keys says that the renamed keys
+    (the validation_* overrides) take part.
+    """
+    items = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        if loc and loc[0] in rename:
+            loc = (rename[loc[0]], *loc[1:])
+        where = (section,) if loc or not rename else (f"{section} (with {', '.join(rename.values())})",)
+        detail = {"type": item["type"], "loc": (*where, *loc), "input": item.get("input")}
+        if "ctx" in item:
+            detail["ctx"] = item["ctx"]
+        items.append(detail)
+    try:
+        return ValidationError.from_exception_data(error.title, items)  # type: ignore[arg-type]
+    except (TypeError, ValueError, KeyError):
+        return error

@@ -1,0 +1,88 @@
+"""One run's folder: resolved config, metrics log, checkpoints, final result; all writes atomic.
+
+    runs/<experiment>/<slug>/
+      config.yaml       the fully resolved run (load it to repeat the run exactly)
+      metrics.jsonl     one JSON object per validation
+      result.json       {"status": "finished" | "failed", ...}
+      checkpoints/      latest.pt, previous.pt, best.pt
+      tensorboard/      event files
+      examples/         validation example images
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selcopy.train.checkpoint import atomic_write
+
+
+class RunStore:
+    def __init__(self, root: Path, run_name: str):
+        self.folder = Path(root) / run_name
+        self.config_path = self.folder / "config.yaml"
+        self.metrics_path = self.folder / "metrics.jsonl"
+        self.result_path = self.folder / "result.json"
+        self.checkpoints = self.folder / "checkpoints"
+        self.tensorboard = self.folder / "tensorboard"
+        self.examples = self.folder / "examples"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def stored_config(self) -> dict[str, Any] | None:
+        if not self.config_path.exists():
+            return None
+        return yaml.safe_load(self.config_path.read_text())
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write(self.config_path, yaml.safe_dump(config, sort_keys=False).encode())
+
+    def result(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.result_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        atomic_write(self.result_path, json.dumps(result, indent=1).encode())
+
+    def finished(self) -> bool:
+        result = self.result()
+        return bool(result) and result.get("status") == "finished"
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every complete line of the log (a line cut by a kill is ignored)."""
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break
+        return rows
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_metrics(self, inputs: int) -> None:
+        """Keep the log up to `inputs` (the checkpoint a resumed run continues from)."""
+        rows = [r for r in self.metrics() if r["inputs"] <= inputs]
+        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    def backup(self) -> Path:
+        """Move the folder aside (`<slug>.prev-N`) so a rerun never overwrites saved results."""
+        n = 1
+        while (target := self.folder.with_name(f"{self.folder.name}.prev-{n}")).exists():
+            n += 1
+        os.replace(self.folder, target)
+        return target

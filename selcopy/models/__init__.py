@@ -1,0 +1,59 @@
+"""Model architectures, by the name users write after `model: name:`.
+
+Every model maps byte ids (B, L) to logits (B, L, 256) for any length L >= 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from selcopy.models.base import ModelConfig, count_parameters
+from selcopy.models.conv import ConvConfig
+from selcopy.models.lstm import LSTMConfig
+from selcopy.models.mamba import MambaConfig
+from selcopy.models.transformer import TransformerConfig
+from selcopy.registry import Registry
+
+MODELS: Registry[type[ModelConfig]] = Registry(
+    "model", {"conv": ConvConfig, "lstm": LSTMConfig, "mamba": MambaConfig, "transformer": TransformerConfig}
+)
+
+DEFAULT_MODEL = "conv"
+
+
+def model_config(settings: Mapping[str, Any]) -> ModelConfig:
+    """`{"name": "conv", "layers": 3, ...}` -> a validated config (name defaults to conv).
+
+    Raises `UnknownName` (did you mean ...?) for a bad name and `pydantic.ValidationError`
+    for bad settings; `selcopy.errors.explain` turns the latter into one line.
+    """
+    settings = dict(settings)
+    cls = MODELS[settings.pop("name", DEFAULT_MODEL)]
+    return cls.model_validate(settings)
+
+
+def build_model(settings: Mapping[str, Any]) -> nn.Module:
+    """Validate the settings and build the (randomly initialised) model."""
+    return model_config(settings).build()
+
+
+def describe_models() -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, one-line description, {setting: default}) per model, for `selcopy ls models`."""
+    return [(name, cls.description, cls.defaults()) for name, cls in MODELS.items()]
+
+
+__all__ = [
+    "MODELS",
+    "ConvConfig",
+    "LSTMConfig",
+    "MambaConfig",
+    "ModelConfig",
+    "TransformerConfig",
+    "build_model",
+    "count_parameters",
+    "describe_models",
+    "model_config",
+]

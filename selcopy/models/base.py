@@ -1,0 +1,85 @@
+"""What every model shares: the config interface, the byte embedding with its tied read-out,
+and a parameter-free sinusoidal position encoding.
+
+Dimensions: B batch, L length (positions), C channels, V vocabulary (256 bytes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+VOCAB = 256  # tokens are raw bytes
+
+
+class ModelConfig(BaseModel):
+    """Settings of one architecture, validated on creation; unknown keys are errors.
+
+    Subclasses set `name` (what users write after `model: name:`), `description` (one line
+    for `selcopy ls models`) and implement `build`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def build(self) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """{setting: default} in declaration order."""
+        return {key: field.default for key, field in cls.model_fields.items()}
+
+
+class ByteEmbedding(nn.Module):
+    """`Embedding(256, C)` whose weight also reads the logits out: no extra parameters.
+
+    >>> emb = ByteEmbedding(8)
+    >>> emb.read_out(emb(torch.zeros(2, 3, dtype=torch.long))).shape
+    torch.Size([2, 3, 256])
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, channels)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(ids)  # (B, L) -> (B, L, C)
+
+    def read_out(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.embedding.weight.T  # (B, L, C) @ (C, V) -> (B, L, V)
+
+
+def sinusoidal_positions(
+    length: int, channels: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """(L, C) encoding of Vaswani et al. (2017): channel 2i is sin(pos / 10000^(2i/C)),
+    channel 2i+1 its cosine. Computed on demand, so any length works; odd C is fine.
+    """
+    half = (channels + 1) // 2
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # (L, 1)
+    freq = torch.exp(torch.arange(half, device=device) * (-2 * math.log(10_000.0) / channels))  # (C/2,)
+    angle = pos * freq  # (L, C/2)
+    pe = torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)  # (L, C/2, 2) -> (L, 2*(C/2))
+    return pe[:, :channels].to(dtype or torch.get_default_dtype())
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters, each shared tensor counted once (the tied read-out adds none)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def per_layer(setting: str, value: Any, layers: int) -> list[Any]:
+    """Expand a scalar setting to one value per layer; a list must have exactly `layers` values."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != layers:
+            raise ValueError(f"{setting}: has {len(value)} values but layers is {layers}")
+        return list(value)
+    return [value] * layers

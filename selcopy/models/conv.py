@@ -1,0 +1,163 @@
+"""`conv`: residual dilated 1-D CNN over bytes with optional attention per layer
+(the article's ConvTextModel).
+
+Dimensions:
+    B  batch
+    L  length (positions in the text)
+    C  channels
+    m  conv outputs per channel: 1 without attention, 2 for QK/QV/KV, 3 for QKV
+    V  vocabulary (256 bytes)
+
+Layer i: y = conv_i(x), optionally y = attention(q, k, v) with the "self-invented" parts of
+q, k, v taken from y and the rest from x, then x + act(y). With channels 64, kernel 9, 6 layers:
+16,384 embedding + 6 * 36,928 conv = 237,952 parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+import torch
+from pydantic import BeforeValidator, PositiveInt, StrictBool, StrictInt, model_validator
+from torch import nn
+
+from selcopy.models.attention import HeadsAttention, LinearAttention
+from selcopy.models.base import ByteEmbedding, ModelConfig, per_layer, sinusoidal_positions
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def _no_bools(value: Any) -> Any:
+    """`True` is an int to Python; as a kernel size or dilation it is surely a mistake."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError("expected an integer or a list of one integer per layer, not a boolean")
+    return value
+
+
+def _attention_item(value: Any) -> Any:
+    """Keep bools as bools (True = linear attention) and ints as ints (N heads): `True == 1`."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        if text.isdigit():
+            return int(text)
+    if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
+        return value
+    raise ValueError(f"expected 0/false (none), true (linear attention) or a number of heads, got {value!r}")
+
+
+def _attention(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_attention_item(item) for item in value]
+    return _attention_item(value)
+
+
+PerLayerInt = Annotated[int | list[int], BeforeValidator(_no_bools)]
+AttentionSetting = Annotated[StrictBool | StrictInt | list[StrictBool | StrictInt], BeforeValidator(_attention)]
+
+
+class ConvConfig(ModelConfig):
+    """Residual dilated 1-D CNN; `kernel_size`, `dilation` and `attention` take one value per layer."""
+
+    name: ClassVar[str] = "conv"
+    description: ClassVar[str] = "residual dilated 1-D CNN with optional attention per layer (the article's)"
+
+    layers: PositiveInt = 6
+    channels: PositiveInt = 64
+    kernel_size: PerLayerInt = 9
+    dilation: PerLayerInt = 1
+    activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = "gelu"
+    attention: AttentionSetting = 0
+    attention_invention: Literal["QK", "QV", "KV", "QKV"] = "QK"
+    attention_activation: Literal["elu+1", "dpfp"] = "elu+1"
+    position_embedding: bool = False
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> ConvConfig:
+        for k in self.kernel_sizes():
+            if k < 1 or k % 2 == 0:
+                raise ValueError(
+                    f"kernel_size: {k} is not a positive odd number; only odd sizes keep the length "
+                    "(padding = dilation * (kernel_size // 2))"
+                )
+        for d in self.dilations():
+            if d < 1:
+                raise ValueError(f"dilation: must be at least 1, got {d}")
+        for a in self.attentions():
+            if a is not True and a and self.channels % a:
+                raise ValueError(f"attention: {a} heads do not divide channels {self.channels}")
+        return self
+
+    def kernel_sizes(self) -> list[int]:
+        return per_layer("kernel_size", self.kernel_size, self.layers)
+
+    def dilations(self) -> list[int]:
+        return per_layer("dilation", self.dilation, self.layers)
+
+    def attentions(self) -> list[bool | int]:
+        """Per layer: 0 or False none, True linear attention, N > 0 torch attention with N heads."""
+        return per_layer("attention", self.attention, self.layers)
+
+    def build(self) -> ConvModel:
+        return ConvModel(self)
+
+
+class ConvLayer(nn.Module):
+    """x + act(attend(conv(x))), the attention optional: (B, C, L) -> (B, C, L)."""
+
+    def __init__(self, cfg: ConvConfig, kernel: int, dilation: int, attention: bool | int):
+        super().__init__()
+        c = cfg.channels
+        self.invention = cfg.attention_invention if attention else ""  # True or N heads
+        m = max(1, len(self.invention))
+        self.conv = nn.Conv1d(c, c * m, kernel, dilation=dilation, padding=dilation * (kernel // 2))
+        self.attention: nn.Module | None = None
+        if attention is True:
+            self.attention = LinearAttention(cfg.attention_activation)
+        elif attention:
+            self.attention = HeadsAttention(c, attention)
+        self.act = ACTIVATIONS[cfg.activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)  # (B, C*m, L)
+        if self.attention is not None:
+            y = self._attend(x, y)
+        return x + self.act(y)
+
+    def _attend(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        invented = y.transpose(1, 2).chunk(len(self.invention), dim=-1)  # m x (B, L, C)
+        given = x.transpose(1, 2)  # (B, L, C)
+        parts = dict(zip(self.invention, invented))
+        q, k, v = (parts.get(letter, given) for letter in "QKV")
+        return self.attention(q, k, v).transpose(1, 2)  # (B, L, C) -> (B, C, L)
+
+
+class ConvModel(nn.Module):
+    """Byte embedding (+ optional sinusoidal positions) -> conv layers -> tied read-out."""
+
+    def __init__(self, cfg: ConvConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = ByteEmbedding(cfg.channels)
+        self.layers = nn.ModuleList(
+            ConvLayer(cfg, k, d, a) for k, d, a in zip(cfg.kernel_sizes(), cfg.dilations(), cfg.attentions())
+        )
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.embed(ids)  # (B, L, C)
+        if self.cfg.position_embedding:
+            h = h + sinusoidal_positions(ids.shape[1], h.shape[-1], h.device, h.dtype)  # + (L, C)
+        h = h.transpose(1, 2)  # (B, C, L)
+        for layer in self.layers:
+            h = layer(h)
+        return self.embed.read_out(h.transpose(1, 2))  # (B, L, C) -> (B, L, V)

@@ -1,0 +1,1 @@
+"""Result tables, plots and example images."""

@@ -1,0 +1,1 @@
+"""Model-agnostic training: loop, losses and metrics, schedule, checkpoints."""

@@ -1,0 +1,84 @@
+"""Checkpoints written atomically, verified by checksum, loaded without arbitrary unpickling.
+
+File layout: 8-byte magic, 32-byte SHA-256 of the payload, payload (`torch.save` of plain
+tensors, numbers, strings, lists and dicts). Loading uses `torch.load(weights_only=True)`,
+which refuses any other object. `latest.pt` is rotated to `previous.pt` before a new one is
+written, so a kill at any moment leaves at least one good checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MAGIC = b"SELCKPT1"
+
+
+class CorruptCheckpoint(Exception):
+    pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    atomic_write(path, MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The state in `path`; CorruptCheckpoint if truncated, altered or not a checkpoint."""
+    data = Path(path).read_bytes()
+    if len(data) < 40 or data[:8] != MAGIC:
+        raise CorruptCheckpoint(f"{path}: not a selcopy checkpoint (bad header)")
+    payload = data[40:]
+    if hashlib.sha256(payload).digest() != data[8:40]:
+        raise CorruptCheckpoint(f"{path}: checksum mismatch (truncated or altered)")
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as e:  # a payload that passes the checksum but holds foreign objects
+        raise CorruptCheckpoint(f"{path}: cannot be loaded safely: {e}") from e
+
+
+def save_rotating(folder: Path, state: dict[str, Any]) -> None:
+    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good."""
+    latest = folder / "latest.pt"
+    if latest.exists() and _is_good(latest):
+        os.replace(latest, folder / "previous.pt")
+    save(latest, state)
+
+
+def _is_good(path: Path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == MAGIC and hashlib.sha256(data[40:]).digest() == data[8:40]
+
+
+def load_newest(folder: Path, warn) -> dict[str, Any] | None:
+    """The newest good checkpoint in `folder` (latest, else previous), or None.
+
+    A bad file is reported through `warn` in one line and skipped, never deleted.
+    """
+    for name in ("latest.pt", "previous.pt"):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            return load(path)
+        except (CorruptCheckpoint, OSError) as e:
+            warn(f"skipping checkpoint: {e}")
+    return None

@@ -1,0 +1,83 @@
+"""Losses and the article's metrics, accumulated on the device without syncs.
+
+Metric definitions (DESIGN.md, Training facts), over every position of every sample:
+    error%         wrong characters / all positions
+    mask_error%    wrong characters inside the mask / masked characters
+    sample_error%  samples with at least one wrong character / samples
+plus sample error per number of operations (`sample_error%_ops3`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MAX_OPS = 32  # op-count bins kept for the per-ops breakdown
+_LOSS, _SAMPLES, _POSITIONS, _WRONG, _MASKED, _MASK_WRONG, _SAMPLE_WRONG = range(7)
+_BASE = 7
+
+
+def token_loss(logits: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per position: logits (B, L, V), text (B, L)."""
+    return F.cross_entropy(logits.flatten(0, 1), text.flatten())
+
+
+def sequence_loss(logits: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The article's loss: one softmax over all L x V logits of a sample against its one-hot text.
+
+    Equals `F.cross_entropy(logits.flatten(1), one_hot(text).flatten(1).float())`, without
+    building the one-hot: -sum_l log softmax(logits.flatten(1))[l * V + text_l], batch mean.
+    """
+    B, L, V = logits.shape
+    log_p = logits.reshape(B, L * V).float().log_softmax(-1)
+    index = text + torch.arange(L, device=text.device) * V  # (B, L) flat index of each target
+    return -log_p.gather(1, index).sum(1).mean()
+
+
+LOSSES = {"token": token_loss, "sequence": sequence_loss}
+
+
+def new_stats(device: torch.device | str) -> torch.Tensor:
+    return torch.zeros(_BASE + 2 * MAX_OPS, dtype=torch.float64, device=device)
+
+
+@torch.no_grad()
+def batch_stats(
+    logits: torch.Tensor, text: torch.Tensor, masked: torch.Tensor, num_ops: torch.Tensor, loss: torch.Tensor
+) -> torch.Tensor:
+    """Counts of one batch as a vector (see `summarize`); `loss` is the batch's mean loss."""
+    B, L = text.shape
+    wrong = logits.argmax(-1) != text  # (B, L)
+    in_mask = masked == 0
+    sample_wrong = wrong.any(1)
+    ops = num_ops.clamp(max=MAX_OPS - 1)
+    head = torch.stack([
+        loss.double() * B,
+        torch.tensor(B, device=text.device, dtype=torch.float64),
+        torch.tensor(B * L, device=text.device, dtype=torch.float64),
+        wrong.sum().double(),
+        in_mask.sum().double(),
+        (wrong & in_mask).sum().double(),
+        sample_wrong.sum().double(),
+    ])
+    per_ops = torch.bincount(ops, minlength=MAX_OPS).double()
+    per_ops_wrong = torch.bincount(ops, weights=sample_wrong.double(), minlength=MAX_OPS)
+    return torch.cat([head, per_ops, per_ops_wrong])
+
+
+def summarize(stats: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Metric values from accumulated counts, names prefixed (`validation_`, `train_`)."""
+    s = stats.tolist()
+    if s[_SAMPLES] == 0:
+        return {}
+    out = {
+        f"{prefix}loss": s[_LOSS] / s[_SAMPLES],
+        f"{prefix}error%": 100 * s[_WRONG] / s[_POSITIONS],
+        f"{prefix}mask_error%": 100 * s[_MASK_WRONG] / max(s[_MASKED], 1),
+        f"{prefix}sample_error%": 100 * s[_SAMPLE_WRONG] / s[_SAMPLES],
+    }
+    for k in range(MAX_OPS):
+        n = s[_BASE + k]
+        if n:
+            out[f"{prefix}sample_error%_ops{k}"] = 100 * s[_BASE + MAX_OPS + k] / n
+    return out

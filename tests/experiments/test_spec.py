@@ -1,0 +1,163 @@
+"""RunSpec: resolved settings, the seed, the builders, and the config.yaml round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from selcopy.errors import ConfigError
+from selcopy.experiments import RunSpec, load_experiment
+from selcopy.experiments.spec import resolve_task
+from selcopy.tasks.program import ProgramConfig
+from selcopy.train.config import TrainConfig
+
+FILES = Path(__file__).parent / "files"
+
+pytest.importorskip("selcopy.models")  # every RunSpec resolves its model
+
+
+def spec(task=None, model=None, train=None, variables=None, name="exp/run") -> RunSpec:
+    sections = {"task": task, "model": model, "train": train}
+    return RunSpec.resolve(name, name.rsplit("/", 1)[0], variables or {}, sections, "exp.yml")
+
+
+def through_yaml(data):
+    return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_defaults_are_filled_in():
+    run = spec()
+    assert run.task == {
+        "name": "program",
+        **ProgramConfig().model_dump(mode="json"),
+        "train_count": 100_000,
+        "validation_count": 10_000,
+        "validation_seed": 23,
+    }
+    assert run.task["input_length"] == [2, 5]  # ranges as [lo, hi] lists
+    assert run.model["name"] == "conv" and run.model["layers"] == 6 and run.model["channels"] == 64
+    assert run.train == TrainConfig().model_dump(mode="json")
+    assert run.train_config() == TrainConfig()
+
+
+def test_config_dict_shape():
+    run = spec(task={"validation_num_operations": 5}, variables={"trial": 2})
+    data = run.config_dict()
+    assert list(data) == ["name", "variables", "task", "model", "train"]
+    assert data["name"] == "exp/run" and data["variables"] == {"trial": 2}
+    assert list(data["task"])[-1] == "validation_num_operations"
+    data["task"]["num_items"] = 3
+    assert run.task["num_items"] == 26  # a copy: the spec stays as it was
+
+
+def all_runs() -> list[RunSpec]:
+    runs = load_experiment(FILES / "attn_last.yml").runs + load_experiment(FILES / "single.yml").runs
+    runs.append(spec(model={"name": "mamba", "d_model": 32}, train={"loss": "sequence", "lr": 1e-3}))
+    runs.append(spec(model={"name": "transformer"}, task={"name": "selective-copy", "num_items": [2, 6]}))
+    runs.append(spec(model={"dilation": [1, 2, 3, 4, 5, 1], "attention": [0, 0, 0, 4, True, False]}))
+    return runs
+
+
+@pytest.mark.parametrize("run", all_runs(), ids=lambda run: run.name)
+def test_round_trip_through_yaml(run):
+    stored = through_yaml(run.config_dict())
+    assert stored == run.config_dict()  # what the runner compares with the stored config
+    again = RunSpec.from_config_dict(stored)
+    assert again == run
+    assert again.seed == run.seed and again.experiment == run.experiment
+
+
+def test_round_trip_keeps_booleans_in_attention():
+    run = load_experiment(FILES / "attn_last.yml").runs[0]
+    again = RunSpec.from_config_dict(through_yaml(run.config_dict()))
+    assert again.model["attention"][-1] is True and again.variables["attn"][-1] is True
+
+
+def test_resolution_is_idempotent():
+    once = resolve_task({"name": "program", "num_operations": 5, "validation_input_length": [3, 4]}, "w")
+    assert resolve_task(once, "w") == once
+
+
+def test_from_config_dict_validates():
+    good = spec().config_dict()
+    with pytest.raises(ConfigError, match=r"^run config: extra: unknown setting"):
+        RunSpec.from_config_dict({**good, "extra": 1})
+    with pytest.raises(ConfigError, match=r"run exp/run: model.layers: Input should be greater than 0"):
+        RunSpec.from_config_dict({**good, "model": {**good["model"], "layers": 0}})
+    with pytest.raises(ConfigError, match=r"^stored: name: expected the run's name"):
+        RunSpec.from_config_dict({**good, "name": 5}, where="stored")
+    with pytest.raises(ConfigError, match=r"variables.trial: trials must be integers"):
+        RunSpec.from_config_dict({**good, "variables": {"trial": -1}})
+
+
+def test_seed_formula():
+    assert spec().seed == 0
+    assert spec(variables={"trial": 3}).seed == 3
+    assert spec(train={"seed": 2}, variables={"trial": 3}).seed == 2_000_003
+    assert spec(train={"seed": 1}).seed != spec(variables={"trial": 1}).seed
+
+
+def test_model_weights_depend_on_the_trial_only():
+    settings = {"layers": 2, "channels": 8}
+    first = spec(model=settings, variables={"trial": 1}).build_model()
+    same = spec(model=settings, variables={"trial": 1}, name="other/run").build_model()
+    other = spec(model=settings, variables={"trial": 2}).build_model()
+    weights = [torch.cat([p.flatten() for p in m.parameters()]) for m in (first, same, other)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_build_model_leaves_the_global_generator_alone():
+    state = torch.get_rng_state()
+    spec(model={"layers": 1, "channels": 8}).build_model()
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize(
+    "model, count",
+    [
+        ({}, 237_952),
+        ({"layers": 3, "kernel_size": 13, "attention": [0, 0, True]}, 229_632),
+        ({"layers": 3, "kernel_size": 13, "attention": [0, 0, 8]}, 246_272),
+        ({"name": "lstm"}, 216_064),
+        ({"name": "mamba", "d_model": 32, "layers": 6, "d_state": 16, "expand": 2, "d_conv": 4}, 67_936),
+    ],
+)
+def test_params(model, count):
+    run = spec(model=model)
+    assert run.params() == count
+    built = run.build_model()
+    assert count == sum(p.numel() for p in built.parameters() if p.requires_grad)
+
+
+def test_task_settings_and_split():
+    task = {
+        "input_length": 5,
+        "num_operations": [1, 2],
+        "operators": {">": 1},
+        "validation_num_operations": 4,
+        "train_count": 64,
+        "validation_count": 48,
+        "validation_seed": 5,
+    }
+    run = spec(task=task, variables={"trial": 1})
+    name, train_settings = run.task_settings(validation=False)
+    _, validation_settings = run.task_settings(validation=True)
+    assert name == "program"
+    assert train_settings["num_operations"] == [1, 2] and validation_settings["num_operations"] == [4, 4]
+    assert "train_count" not in train_settings and "validation_num_operations" not in validation_settings
+    split = run.build_split()
+    assert len(split.validation) == 48 and bool((split.validation.num_ops == 4).all())
+    epoch = split.epoch(run.seed)
+    assert len(epoch) == 64 and int(epoch.num_ops.max()) <= 2
+    other_trial = spec(task=task, variables={"trial": 2}).build_split()
+    assert other_trial.validation.texts() == split.validation.texts()  # the trial keeps the validation set
+
+
+def test_split_settings_are_validated():
+    with pytest.raises(ConfigError, match=r"^exp.yml: task.validation_count: Input should be greater than 0"):
+        spec(task={"validation_count": 0})
+    with pytest.raises(ConfigError, match=r"^exp.yml: task.train_count: Input should be a valid integer"):
+        spec(task={"train_count": "many"})

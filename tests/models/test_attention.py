@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from selcopy.models.attention import HeadsAttention, dpfp, elu_plus_one, linear_attention
+
+
+def test_linear_attention_matches_the_formula_by_hand():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 4, dtype=torch.float64) for _ in range(3))  # (B, L, C)
+    out = linear_attention(q, k, v)
+    phi = lambda x: F.elu(x) + 1
+    expected = torch.zeros_like(v)
+    for b in range(2):
+        for i in range(3):
+            for c in range(4):
+                expected[b, i, c] = sum(
+                    phi(q[b, i, f]) * phi(k[b, j, f]) * v[b, j, c] for j in range(3) for f in range(4)
+                ) / (3 * 4)
+    torch.testing.assert_close(out, expected)
+
+
+def test_linear_attention_sees_every_position():
+    q, k, v = torch.zeros(1, 5, 2), torch.zeros(1, 5, 2), torch.zeros(1, 5, 2)
+    v[0, 4] = 1.0
+    assert (linear_attention(q, k, v)[0, 0] > 0).all()  # the first position sees the last
+
+
+def test_dpfp_width_values_and_sign():
+    x = torch.tensor([1.0, 2.0, -3.0])
+    # [relu(x), relu(-x)] = [1, 2, 0, 0, 0, 3]; rolled by one = [3, 1, 2, 0, 0, 0]
+    torch.testing.assert_close(dpfp(x), torch.tensor([3.0, 2.0, 0.0, 0.0, 0.0, 0.0]))
+    y = dpfp(torch.randn(2, 7, 5))
+    assert y.shape == (2, 7, 10) and (y >= 0).all()
+
+
+def test_dpfp_attention_keeps_value_width():
+    q, k, v = torch.randn(2, 6, 4), torch.randn(2, 6, 4), torch.randn(2, 6, 4)
+    assert linear_attention(q, k, v, dpfp).shape == (2, 6, 4)
+
+
+def test_elu_plus_one_is_non_negative():
+    assert (elu_plus_one(torch.linspace(-10, 10, 101)) > 0).all()
+    assert (elu_plus_one(torch.tensor([-1e4])) >= 0).all()  # rounds to 0 in float32, never below
+
+
+def test_heads_attention_returns_output_only():
+    att = HeadsAttention(8, 2)
+    x = torch.randn(3, 5, 8)
+    assert att(x, x, x).shape == (3, 5, 8)

@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   selcopy show experiments/quickstart.yml
   selcopy run experiments/quickstart.yml
   selcopy results experiments/quickstart.yml --sort validation_sample_error%
+  selcopy plot experiments/quickstart.yml --group-by attn --out quickstart.png
+  selcopy run experiments/article/03-easy-examples.yml --where '${l} == 6'
 """
 
 
@@ -81,12 +83,18 @@ def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def load(args: argparse.Namespace):
+    """The experiment of `args.file`, narrowed to the runs `--where` selects."""
+    from selcopy.experiments import load_experiment
+    from selcopy.experiments.grid import select_runs
+
+    return select_runs(load_experiment(args.file), getattr(args, "where", None))
+
+
 def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    from selcopy.experiments import load_experiment
-
-    exp = load_experiment(args.file)
+    exp = load(args)
     listing = [{"name": r.name, "variables": r.variables, "params": r.params(),
                 "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
     if args.json:
@@ -102,28 +110,28 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
-    from selcopy.experiments import load_experiment
     from selcopy.experiments.runner import run_grid
     from selcopy.train.device import pick_device
 
-    exp = load_experiment(args.file)
+    exp = load(args)
     device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"{exp.path}: {len(exp.runs)} runs on {device}, stored under {args.runs}/", file=sys.stderr)
     status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
     if args.table:
-        cmd_results(argparse.Namespace(file=args.file, runs=args.runs, average="trial", std=[], sort=[],
-                                       include=[], exclude=[], json=False), [])
+        cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average="trial", std=[],
+                                       sort=[], include=[], exclude=[], json=False), [])
     return status
 
 
 def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    from selcopy.experiments import load_experiment
     from selcopy.experiments.store import RunStore
     from selcopy.report import tables
 
-    exp = load_experiment(args.file)
+    exp = load(args)
     stored = [(r.variables, RunStore(Path(args.runs), r.name).result()) for r in exp.runs]
     rows = tables.collect(stored)
     missing = len(exp.runs) - len(rows)
@@ -139,6 +147,19 @@ def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
         print(tables.markdown(rows, columns))
     if missing:
         print(f"({missing} of {len(exp.runs)} runs not finished, left out)", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
+    from selcopy.report.plots import load_runs, plot_experiment
+
+    exp = load(args)
+    runs = load_runs(exp, Path(args.runs))
+    if not runs:
+        raise SelcopyError(f"{args.file}: no run has logged metrics under {args.runs}/ yet")
+    out = Path(args.out or f"{exp.name.replace('/', '-')}.png")
+    path = plot_experiment(runs, exp.variables, args.metric, args.group_by, out, exp.name)
+    print(path)
     return 0
 
 
@@ -170,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
     p.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
     p.add_argument("--table", action="store_true", help="print the result table at the end")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (divide the cores between jobs)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("results", help="the article-style table of a grid's stored runs")
@@ -182,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", nargs="*", default=[], metavar="COL", help="drop columns")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("plot", help="error curves of a grid's runs (mean and min-max band over trials)")
+    p.add_argument("file")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--metric", nargs="*", default=None, metavar="COL",
+                   help="panels to draw (default: validation loss, mask error, sample error)")
+    p.add_argument("--group-by", default=None, metavar="VAR", help="colour by this matrix variable")
+    p.add_argument("--out", default=None, help="PNG path (default: <experiment name>.png)")
+    p.set_defaults(func=cmd_plot)
+
+    for name in ("show", "run", "results", "plot"):
+        sub.choices[name].add_argument(
+            "--where", default=None, metavar="EXPR",
+            help="only the runs whose matrix values satisfy EXPR, e.g. '${l} == 6' (the $filter language)")
 
     p = sub.add_parser("ls", help="list what exists")
     p.add_argument("what", choices=["tasks", "models"])

@@ -30,10 +30,27 @@ BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
 }
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality in which `true` is not `1` (attention `true` and 1 head are different settings)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def contains(container: Any, item: Any) -> bool:
+    if isinstance(container, str):
+        return item in container
+    return any(same(item, element) for element in container)
+
+
 COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Eq: same, ast.NotEq: lambda a, b: not same(a, b), ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.In: lambda a, b: contains(b, a), ast.NotIn: lambda a, b: not contains(b, a),
 }
 UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos,
@@ -100,6 +117,9 @@ def _substitute(expression: str, variables: dict[str, Any], where: str) -> tuple
     return PLACEHOLDER.sub(replace, expression), names
 
 
+YAML_WORDS = {"true": True, "false": False, "null": None}  # as the rest of the file spells them
+
+
 class _Evaluator:
     """Checks the whole tree, then evaluates it."""
 
@@ -131,7 +151,7 @@ class _Evaluator:
             if node.value is not None and not isinstance(node.value, (bool, int, float, str)):
                 raise self.refuse(f"a {type(node.value).__name__} constant", node)
         elif isinstance(node, ast.Name):
-            if node.id not in self.names:
+            if node.id not in self.names and node.id not in YAML_WORDS:
                 hint = f"write ${{{node.id}}} for a variable"
                 if node.id in FUNCTIONS:
                     hint = "a function may only be called"
@@ -172,6 +192,8 @@ class _Evaluator:
         return node.value
 
     def run_Name(self, node: ast.Name) -> Any:
+        if node.id in YAML_WORDS:
+            return YAML_WORDS[node.id]
         return self.variables[self.names[node.id]]
 
     def run_List(self, node: ast.List) -> list[Any]:

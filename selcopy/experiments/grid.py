@@ -17,6 +17,7 @@ validated before the caller could train any of them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import itertools
 import json
@@ -245,3 +246,24 @@ def check_unique(runs: list[RunSpec], where: str) -> None:
     if twice:
         raise ConfigError(f"{where}: run name '{twice[0]}' occurs {counts[twice[0]]} times: "
                           "a matrix list repeats a value, or two values look alike in a run name")
+
+
+def select_runs(experiment: Experiment, expression: str | None) -> Experiment:
+    """The runs whose matrix values satisfy `expression` (the `--where` of the command line).
+
+    Same sandboxed language as `$filter`, e.g. `${l} == 6 and ${trial} < 3`.
+    """
+    if not expression:
+        return experiment
+    where = f"--where {expression!r}"
+    runs = [r for r in experiment.runs if _holds(expression, r.variables, where)]
+    if not runs:
+        raise ConfigError(f"{experiment.path}: {where} selects none of its {len(experiment.runs)} runs")
+    return dataclasses.replace(experiment, runs=runs)
+
+
+def _holds(expression: str, values: dict[str, Any], where: str) -> bool:
+    result = evaluate(expression, values, where)
+    if not isinstance(result, (bool, int)):
+        raise ConfigError(f"{where}: expected true or false, got {result!r}")
+    return bool(result)

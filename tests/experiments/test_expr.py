@@ -174,3 +174,14 @@ def test_module_never_calls_eval_exec_or_compile():
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     called = {call.func.id for call in calls if isinstance(call.func, ast.Name)}
     assert not called & {"eval", "exec", "compile", "__import__"}
+
+
+def test_true_is_not_one_in_comparisons():
+    from selcopy.experiments.expr import evaluate
+
+    assert evaluate("${a} == [0, 0, true]", {"a": [0, 0, True]}, "t") is True
+    assert evaluate("${a} == [0, 0, true]", {"a": [0, 0, 1]}, "t") is False
+    assert evaluate("${a} in [[0, 0, true], [0, 0, 8]]", {"a": [0, 0, 1]}, "t") is False
+    assert evaluate("${a} not in [[0, 0, true]]", {"a": [0, 0, 1]}, "t") is True
+    assert evaluate("${a} != 1", {"a": True}, "t") is True
+    assert evaluate("'Q' in ${q}", {"q": "QK"}, "t") is True

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from selcopy.errors import SelcopyError
+from selcopy.experiments.store import RunStore
+from selcopy.report import plots
+from selcopy.report.plots import load_runs, plot_experiment
+
+VARIABLES = ["trial", "l", "nops", "ch"]
+
+
+def _rows(rate, points=8, zero_from=None):
+    rows = []
+    for i in range(1, points + 1):
+        error = 0.0 if zero_from is not None and i >= zero_from else 100 * np.exp(-rate * i)
+        rows.append(
+            {
+                "inputs": i * 1000,
+                "epoch": i,
+                "validation_loss": 0.5 * np.exp(-rate * i),
+                "validation_mask_error%": error / 2,
+                "validation_sample_error%": error,
+            }
+        )
+    return rows
+
+
+def _runs():
+    """2 x 2 settings (l, nops vary; ch does not) x 3 trials; one trial reaches 0, one is still running."""
+    runs = []
+    for layers in (6, 12):
+        for nops in (3, 5):
+            for trial in (1, 2, 3):
+                zero_from = 6 if (layers, nops, trial) == (12, 3, 2) else None
+                points = 5 if (layers, nops, trial) == (6, 5, 3) else 8
+                rows = _rows(0.1 * layers / nops * (1 + 0.1 * trial), points, zero_from)
+                runs.append(({"trial": trial, "l": layers, "nops": nops, "ch": 64}, rows))
+    return runs
+
+
+def _png_size(path):
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        return img.format, img.size
+
+
+def test_default_panels_make_one_wide_png(tmp_path):
+    out = plot_experiment(_runs(), VARIABLES, None, None, tmp_path / "plots" / "curves.png", "demo")
+    assert out == tmp_path / "plots" / "curves.png"
+    assert [p.name for p in out.parent.iterdir()] == ["curves.png"]  # written atomically: no leftovers
+    fmt, (w, h) = _png_size(out)
+    assert fmt == "PNG"
+    assert 1500 <= w <= 2200 and 400 <= h <= 700  # three panels side by side, legend below
+
+
+def test_group_by_and_a_single_metric(tmp_path):
+    out = plot_experiment(_runs(), VARIABLES, ["sample_error%"], "nops", tmp_path / "g.png", "")
+    _, (w, h) = _png_size(out)
+    assert 500 <= w <= 800 and 400 <= h <= 700
+
+
+def test_labels_name_only_the_varying_variables():
+    runs = _runs()
+    assert plots.varying_variables(runs, VARIABLES) == ["l", "nops"]
+    settings = plots.group_settings(runs, VARIABLES)
+    assert len(settings) == 4 and all(len(logs) == 3 for _, logs in settings.values())
+    labels = [label for _, _, label in plots.line_styles(settings, ["l", "nops"], None).values()]
+    assert labels == ["l=6, nops=3", "l=6, nops=5", "l=12, nops=3", "l=12, nops=5"]
+
+
+def test_group_by_colours_by_its_value_and_dashes_the_rest():
+    settings = plots.group_settings(_runs(), VARIABLES)
+    styles = plots.line_styles(settings, ["l", "nops"], "nops")
+    by_label = {label: (colour, dash) for colour, dash, label in styles.values()}
+    assert by_label["l=6, nops=3"][0] == by_label["l=12, nops=3"][0] != by_label["l=6, nops=5"][0]
+    assert by_label["l=6, nops=3"][1] != by_label["l=12, nops=3"][1]
+    assert [label for *_, label in styles.values()][:2] == ["l=6, nops=3", "l=12, nops=3"]  # a group together
+
+
+def test_curve_is_the_mean_and_range_over_the_trials_present():
+    trials = [[{"inputs": 1, "m": 1.0}, {"inputs": 2, "m": 3.0}], [{"inputs": 1, "m": 3.0}]]
+    xs, mean, lo, hi = plots.curve(trials, "m")
+    assert xs.tolist() == [1, 2] and mean.tolist() == [2, 3] and lo.tolist() == [1, 3] and hi.tolist() == [3, 3]
+
+
+def test_zero_is_drawn_at_half_the_smallest_positive_value():
+    assert plots._zero_floor(np.array([0.0, 0.4, 2.0])) == pytest.approx(0.2)
+    assert plots._zero_floor(np.array([0.0, 1.2])) == pytest.approx(10**-plots.LABEL_GAP)  # clear of the "1"
+    assert plots._zero_floor(np.array([0.0, 0.0])) == 0.01
+
+
+def test_unknown_metric_or_group_is_a_clear_error(tmp_path):
+    with pytest.raises(SelcopyError, match="did you mean validation_sample_error%"):
+        plot_experiment(_runs(), VARIABLES, ["validation_sample_eror%"], None, tmp_path / "x.png", "")
+    with pytest.raises(SelcopyError, match="--group-by trial"):
+        plot_experiment(_runs(), VARIABLES, None, "trial", tmp_path / "x.png", "")
+    with pytest.raises(SelcopyError, match="nothing to plot"):
+        plot_experiment([], VARIABLES, None, None, tmp_path / "x.png", "")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_load_runs_reads_logged_runs_and_skips_the_others(tmp_path):
+    file = tmp_path / "exp.yml"
+    file.write_text("name: demo\nmatrix:\n  trial: [1, 2]\n  l: [2, 3]\nmodel:\n  layers: ${l}\n")
+    root = tmp_path / "runs"
+    for name in ("demo/trial-1_l-2", "demo/trial-2_l-3"):
+        RunStore(root, name).append_metrics({"inputs": 100, "validation_loss": 0.5})
+    runs = load_runs(file, root)
+    assert [values for values, _ in runs] == [{"trial": 1, "l": 2}, {"trial": 2, "l": 3}]
+    assert runs[0][1] == [{"inputs": 100, "validation_loss": 0.5}]

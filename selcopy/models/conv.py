@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BeforeValidator, PositiveInt, StrictBool, StrictInt, model_validator
 from torch import nn
 
@@ -113,7 +114,7 @@ class ConvConfig(ModelConfig):
 
 
 class ConvLayer(nn.Module):
-    """x + act(attend(conv(x))), the attention optional: (B, C, L) -> (B, C, L)."""
+    """x + act(attend(conv(x))), the attention optional: (B, C, 1, L) -> (B, C, 1, L)."""
 
     def __init__(self, cfg: ConvConfig, kernel: int, dilation: int, attention: bool | int):
         super().__init__()
@@ -129,17 +130,23 @@ class ConvLayer(nn.Module):
         self.act = ACTIVATIONS[cfg.activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)  # (B, C*m, L)
+        """x: (B, C, 1, L) in channels-last memory, i.e. stored as (B, L, C); or plain (B, C, L)."""
+        if x.dim() == 3:
+            return self(x.unsqueeze(2)).squeeze(2)
+        c = self.conv
+        # The Conv1d as a 1 x k Conv2d over channels-last memory: the same numbers, but it takes
+        # oneDNN's blocked (brgemm) kernels on CPU, and attention and read-out need no transposes.
+        y = F.conv2d(x, c.weight.unsqueeze(2), c.bias, padding=(0, c.padding[0]), dilation=(1, c.dilation[0]))
         if self.attention is not None:
-            y = self._attend(x, y)
+            y = self._attend(x, y)  # (B, C*m, 1, L) -> (B, C, 1, L)
         return x + self.act(y)
 
     def _attend(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        invented = y.transpose(1, 2).chunk(len(self.invention), dim=-1)  # m x (B, L, C)
-        given = x.transpose(1, 2)  # (B, L, C)
+        invented = y.squeeze(2).transpose(1, 2).chunk(len(self.invention), dim=-1)  # m x (B, L, C)
+        given = x.squeeze(2).transpose(1, 2)  # (B, L, C)
         parts = dict(zip(self.invention, invented))
         q, k, v = (parts.get(letter, given) for letter in "QKV")
-        return self.attention(q, k, v).transpose(1, 2)  # (B, L, C) -> (B, C, L)
+        return self.attention(q, k, v).transpose(1, 2).unsqueeze(2)  # (B, L, C) -> (B, C, 1, L)
 
 
 class ConvModel(nn.Module):
@@ -157,7 +164,7 @@ class ConvModel(nn.Module):
         h = self.embed(ids)  # (B, L, C)
         if self.cfg.position_embedding:
             h = h + sinusoidal_positions(ids.shape[1], h.shape[-1], h.device, h.dtype)  # + (L, C)
-        h = h.transpose(1, 2)  # (B, C, L)
+        x = h.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, L)
         for layer in self.layers:
-            h = layer(h)
-        return self.embed.read_out(h.transpose(1, 2))  # (B, L, C) -> (B, L, V)
+            x = layer(x)
+        return self.embed.read_out(x.squeeze(2).transpose(1, 2))  # (B, L, C) -> (B, L, V)

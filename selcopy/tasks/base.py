@@ -17,9 +17,6 @@ SPACE = 32  # byte that pads texts and answers
 MASK = 0  # byte that hides the answer in the model's input
 VOCAB = 256  # tokens are raw bytes
 
-# Two 31-bit polynomial hashes (exact in int64: no overflow) give a 62-bit question key.
-_PRIMES = (2_147_483_629, 2_147_483_587)
-_BASES = (257, 263)
 
 
 def _as_range(value: Any) -> Any:
@@ -113,31 +110,36 @@ class Batch:
 
 
 def row_key(parts: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
-    """62-bit key of each row from small non-negative int values; 0 values count as absent.
+    """64-bit key of each row from small non-negative int values; 0 values count as absent.
 
     parts: (values (N, D), offset): value j of a part sits at position offset + j, so a
     part can be narrower in one setting than another and still give the same key.
-    Two polynomial hashes modulo 31-bit primes, exact in int64. Equal rows always share a
-    key; a collision of different rows can only make the split drop a training sample,
-    never let one leak.
+    The key is sum_j value_j * R_j over fixed random 64-bit multipliers R (arithmetic
+    wraps modulo 2^64): one pass over the values. It is a function of the values alone, so
+    equal rows always share a key; a collision of different rows can only make the split
+    drop a training sample, never let one leak.
     """
-    N = parts[0][0].shape[0]
-    key = torch.zeros(N, dtype=torch.int64)
-    for prime, base in zip(_PRIMES, _BASES):
-        h = torch.zeros(N, dtype=torch.int64)
-        for values, offset in parts:
-            powers = _powers(base, prime, offset + values.shape[1])[offset:]
-            h += (values.long() * powers).remainder_(prime).sum(1)
-        key = key * (1 << 31) + h.remainder_(prime)
+    key = torch.zeros(parts[0][0].shape[0], dtype=torch.int64)
+    for values, offset in parts:
+        multipliers = _MULTIPLIERS[offset : offset + values.shape[1]]
+        key += (values.long() * multipliers).sum(1)
     return key
 
 
-def _powers(base: int, prime: int, n: int) -> torch.Tensor:
-    values, p = [], 1
-    for _ in range(n):
-        values.append(p)
-        p = p * base % prime
-    return torch.tensor(values, dtype=torch.int64)
+def _splitmix64(count: int, state: int = 0x5E1C0) -> list[int]:
+    """Fixed odd 64-bit multipliers (SplitMix64), the same on every machine and torch version."""
+    out = []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) % 2**64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+        z = (z ^ (z >> 31)) | 1
+        out.append(z - 2**64 if z >= 2**63 else z)
+    return out
+
+
+_MULTIPLIERS = torch.tensor(_splitmix64(256), dtype=torch.int64)
 
 
 def draw_distinct(count: int, pool: int, width: int, g: torch.Generator) -> torch.Tensor:

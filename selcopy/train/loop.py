@@ -73,7 +73,9 @@ class Trainer:
         progress: Callable[[int, dict[str, float]], None] | None = None,
     ):
         self.model, self.split, self.config, self.seed, self.device = model.to(device), split, config, seed, device
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
+        )
         self.loss_fn = LOSSES[config.loss]
         self.stream = TrainStream(split, seed, config.batch_size)
         self.step = 0
@@ -83,6 +85,7 @@ class Trainer:
         self.progress = progress
         self.params = sum(p.numel() for p in model.parameters())
         self._validation = split.validation.to(device)
+        self._forward = torch.compile(self._forward_loss, dynamic=True) if config.compile else self._forward_loss
 
     # --- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -142,12 +145,19 @@ class Trainer:
     def _train_step(self, batch: Batch) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
         masked, text = batch.masked.long(), batch.text.long()  # bytes are stored as uint8
-        logits = self.model(masked)  # (B, L, V)
-        loss = self.loss_fn(logits, text)
+        logits, loss = self._forward(masked, text)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return batch_stats(logits.detach(), text, masked, batch.num_ops, loss.detach())
+
+    def _logits(self, masked: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16"):
+            return self.model(masked).float()  # (B, L, V)
+
+    def _forward_loss(self, masked: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self._logits(masked)
+        return logits, self.loss_fn(logits, text)
 
     def _validate(self, train_stats: torch.Tensor) -> dict[str, float]:
         metrics = {"inputs": self.inputs, "epoch": self.stream.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -174,8 +184,7 @@ class Trainer:
         size = self.config.validation_batch_size
         for start in range(0, len(data), size):
             text, masked = data.text[start : start + size].long(), data.masked[start : start + size].long()
-            logits = self.model(masked)
-            loss = self.loss_fn(logits, text)
+            logits, loss = self._forward_loss(masked, text)
             stats += batch_stats(logits, text, masked, data.num_ops[start : start + size], loss)
         self.model.train(was_training)
         return stats
@@ -185,6 +194,6 @@ class Trainer:
         """Argmax bytes (B, L) for a batch (example images)."""
         was_training = self.model.training
         self.model.eval()
-        out = self.model(data.masked.to(self.device).long()).argmax(-1)
+        out = self._logits(data.masked.to(self.device).long()).argmax(-1)
         self.model.train(was_training)
         return out

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
+from selcopy.report.examples import write_examples
 from selcopy.train import checkpoint
 from selcopy.train.loop import Trainer
 from selcopy.train.metrics import summarize
@@ -108,10 +109,6 @@ class Recorder:
             checkpoint.save(self.store.checkpoints / "best.pt", state)
 
     def _write_examples(self, trainer: Trainer, step: int) -> None:
-        try:
-            from selcopy.report.examples import write_examples
-        except ImportError:
-            return
         write_examples(trainer, self.store.examples, self.writer, step)
 
     def progress_to(self, bar: tqdm) -> Callable[[int, torch.Tensor], None]:

@@ -102,9 +102,7 @@ def run_programs(
         c1 = c0 + w_rem
         c2 = c1 + w_ins * (s >= 1)
         r = u[0] * c2
-        kind = (r >= c0).int() + (r >= c1).int()
-        kind -= ((kind == INSERT) & (c2 == c1)).int()  # rounding gave r == c2: the last op that may apply
-        kind -= ((kind == REMOVE) & (c1 == c0)).int()
+        kind = torch.minimum((r >= c0).int() + (r >= c1).int(), _cap(w_rem, w_ins, s))
         x = torch.minimum((u[1] * n).int(), n - 1).clamp_(min=0)
         y = torch.minimum((u[2] * (n - 1)).int(), n - 2).clamp_(min=0)
         y += y >= x  # y != x
@@ -119,6 +117,13 @@ def run_programs(
         op_key = kind * OP_KEY_BASE**2 + x * OP_KEY_BASE + y * is_swap
         keys[:, t] = (op_key + 1) * active - 1
     return state[:, :W], keys
+
+
+def _cap(w_rem: float, w_ins: float, s: torch.Tensor) -> torch.Tensor:
+    """The highest op kind a row may draw, so that a product `u * c2` rounded up to `c2`
+    still lands on an op that applies: insert needs a weight and a filled stack."""
+    ins = (s >= 1).int() * INSERT if w_ins > 0 else torch.zeros_like(s)
+    return torch.maximum(ins, torch.full_like(s, REMOVE if w_rem > 0 else SWAP))
 
 
 def render(

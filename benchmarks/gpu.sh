@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The throughput benchmarks on a CUDA machine, in well under 5 minutes:
+#   bash benchmarks/gpu.sh | tee benchmarks/gpu-$(date +%F).txt
+# then record the figures, with the card, in benchmarks/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+$PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: this script is for a GPU machine')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+$PY benchmarks/datagen.py --repeat 3
+for precision in float32 bfloat16; do
+  $PY benchmarks/throughput.py --device cuda --steps 300 --warmup 30 --precision "$precision" --json
+done

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs")
     p.add_argument("--average", default="trial", help="variable to average over (default: trial; '' for none)")
     p.add_argument("--std", nargs="*", default=[], metavar="COL", help="also show the std of these columns")
-    p.add_argument("--sort", nargs="*", default=[], metavar="COL", help="sort by columns; -COL descending")
+    p.add_argument("--sort", nargs="*", default=[], metavar="COL", help="sort by columns; -COL or COL:desc descending")
     p.add_argument("--include", nargs="*", default=[], metavar="COL", help="add columns, e.g. train_loss")
     p.add_argument("--exclude", nargs="*", default=[], metavar="COL", help="drop columns")
     p.add_argument("--json", action="store_true")
@@ -225,9 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def descending_sort_keys(argv: list[str]) -> list[str]:
+    """`--sort l -k` -> `--sort l k:desc`: argparse would read `-k` as an option."""
+    out, sorting = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            sorting = arg == "--sort"
+        elif sorting and arg.startswith("-") and len(arg) > 1:
+            arg = arg[1:] + ":desc"
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(descending_sort_keys(sys.argv[1:] if argv is None else argv))
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -42,6 +42,11 @@ def collect(runs: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]) -> lis
 
 def aggregate(rows: list[dict[str, Any]], variables: list[str], average: str | None, std: list[str]) -> list[dict]:
     """Average rows that differ only in `average` (normally `trial`), keeping the spread."""
+    known = {c for r in rows for c in r}
+    for name in std:
+        if column_key(name) not in known:
+            raise SelcopyError(f"--std: unknown column {name!r}; columns: {', '.join(sorted(known))}")
+    std = [column_key(c) for c in std]
     if not average or average not in variables:
         return [dict(r, trials=1) for r in rows]
     keys = [v for v in variables if v != average]
@@ -89,11 +94,10 @@ def choose_columns(
         columns.append("vs best")
     known = {c for r in rows for c in r}
     for name in include + exclude:
-        if name not in known and name not in METRICS.values():
+        if column_key(name) not in known:
             raise SelcopyError(f"unknown column {name!r}; columns: {', '.join(sorted(known))}")
-    columns += [c for c in include if c not in columns]
-    titles = {v: k for k, v in METRICS.items()}
-    dropped = {titles.get(c, c) for c in exclude}
+    columns += [c for c in map(column_key, include) if c not in columns]
+    dropped = {column_key(c) for c in exclude}
     return [c for c in columns if c not in dropped]
 
 
@@ -103,14 +107,19 @@ def _insert_after(columns: list[str], anchor: str, extra: list[str]) -> list[str
 
 
 def sort_rows(rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """`--sort col` ascending, `--sort -col` descending; later keys break ties."""
+    """`col` ascending, `-col` or `col:desc` descending; later keys break ties."""
     for key in reversed(keys):
-        name, reverse = key.lstrip("-"), key.startswith("-")
-        name = {v: k for k, v in METRICS.items()}.get(name, name)
-        if rows and name not in rows[0]:
-            raise SelcopyError(f"--sort: unknown column {name!r}")
+        reverse = key.startswith("-") or key.endswith(":desc")
+        name = column_key(key.removesuffix(":desc").removesuffix(":asc").removeprefix("-"))
+        if rows and not any(name in r for r in rows):
+            raise SelcopyError(f"--sort: unknown column {name!r}; columns: {', '.join(sorted(rows[0]))}")
         rows = sorted(rows, key=lambda r: _sortable(r.get(name)), reverse=reverse)
     return rows
+
+
+def column_key(name: str) -> str:
+    """A column as stored, whether written as stored (`validation_loss`) or as titled."""
+    return {v: k for k, v in METRICS.items()}.get(name, name)
 
 
 def _sortable(value: Any) -> tuple:

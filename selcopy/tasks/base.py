@@ -38,13 +38,17 @@ IntRange = Annotated[tuple[int, int], BeforeValidator(_as_range)]
 """An inclusive range `[lo, hi]`, written as a number (lo = hi) or a two-element list."""
 
 
-def check_range(name: str, value: tuple[int, int], lo: int, hi: int | None = None) -> tuple[int, int]:
+def check_range(
+    name: str, value: tuple[int, int], lo: int, hi: int | None = None, hi_name: str = ""
+) -> tuple[int, int]:
+    """`hi_name` says where an upper bound comes from (`num_items`)."""
     if value[0] > value[1]:
         raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo > hi")
     if value[0] < lo:
         raise ValueError(f"{name}: must be at least {lo}, got {value[0]}")
     if hi is not None and value[1] > hi:
-        raise ValueError(f"{name}: must be at most {hi}, got {value[1]}")
+        bound = f"{hi_name} ({hi})" if hi_name else str(hi)
+        raise ValueError(f"{name}: must be at most {bound}, got {value[1]}")
     return value
 
 

@@ -68,7 +68,7 @@ class ProgramConfig(TaskConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> ProgramConfig:
-        check_range("input_length", self.input_length, 1, self.num_items)
+        check_range("input_length", self.input_length, 1, self.num_items, "num_items")
         check_range("num_operations", self.num_operations, 1)
         w = self.weights
         if w[1] == 0 and (w[0] == 0 or self.input_length[0] < 2):

@@ -73,6 +73,7 @@ class Trainer:
         progress: Callable[[int, dict[str, float]], None] | None = None,
     ):
         self.model, self.split, self.config, self.seed, self.device = model.to(device), split, config, seed, device
+        torch.manual_seed(seed)  # dropout draws from the global generator: make it the run's own
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
         )

@@ -137,7 +137,7 @@ def test_equal_questions_equal_keys():
     "settings, message",
     [
         ({"input_length": 27}, "input_length"),
-        ({"num_items": 4, "input_length": [2, 5]}, "at most 4"),
+        ({"num_items": 4, "input_length": [2, 5]}, "at most num_items \\(4\\)"),
         ({"input_length": [5, 2]}, "lo > hi"),
         ({"num_operations": [3, 1]}, "lo > hi"),
         ({"num_operations": 0}, "at least 1"),

@@ -1,0 +1,395 @@
+"""`selcopy show` and `selcopy run` end to end: validation before training, run folders, reruns, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from selcopy.cli import main
+from selcopy.experiments import load_experiment
+from selcopy.train import checkpoint
+
+FILES = Path(__file__).parent / "experiments" / "files"
+TINY = FILES / "tiny_grid.yml"  # tiny/trial-1, tiny/trial-2: 1,280 inputs, validation at 640
+FAILING = FILES / "failing_grid.yml"  # failing/n-3 cannot fill its validation set, failing/n-26 can
+ATTN_LAST = FILES / "attn_last.yml"  # 4 runs: 2 trials x (l 5 | l 6, attention in the last layer)
+TIMES = ("train_time", "throughput")
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """`run --threads 1` sets torch's thread count for this process: restore it afterwards."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["run", *args, "--threads", "1", "--device", "cpu"])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder`: contents and modification time."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def without_times(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in TIMES}
+
+
+# --- show -------------------------------------------------------------------------------------
+
+
+def test_show_json_lists_name_settings_params(capsys):
+    assert main(["show", str(ATTN_LAST), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in listing] == [
+        "article/attn-last/trial-1_l-5_attn-0,0,0,0,T",
+        "article/attn-last/trial-1_l-6_attn-0,0,0,0,0,T",
+        "article/attn-last/trial-2_l-5_attn-0,0,0,0,T",
+        "article/attn-last/trial-2_l-6_attn-0,0,0,0,0,T",
+    ]
+    for r in listing:
+        assert {"name", "settings", "params", "variables"} <= set(r)
+        assert set(r["settings"]) == {"task", "model", "train"}
+        model, task, train = r["settings"]["model"], r["settings"]["task"], r["settings"]["train"]
+        assert model["name"] == "conv" and model["layers"] == r["variables"]["l"]
+        assert model["attention"] == r["variables"]["attn"] and model["kernel_size"] == 13
+        assert model["channels"] == 64  # a default, filled in
+        assert task["name"] == "program" and task["validation_num_operations"] == [5, 5]
+        assert train["max_inputs"] == 1_000_000 and train["lr"] == 0.0005
+        assert isinstance(r["params"], int) and r["params"] > 0
+    params = {r["variables"]["l"]: r["params"] for r in listing}
+    assert params[6] > params[5]
+    assert listing[0]["params"] == listing[2]["params"]  # trials share the architecture
+
+
+def test_show_params_match_the_built_model(capsys):
+    assert main(["show", str(TINY), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    spec = load_experiment(TINY).runs[0]
+    assert listing[0]["params"] == sum(p.numel() for p in spec.build_model().parameters())
+
+
+def test_show_text_trains_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", str(TINY)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs of experiment 'tiny'" in out and "tiny/trial-1" in out and "tiny/trial-2" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_where_selects_runs(capsys):
+    assert main(["show", str(ATTN_LAST), "--json", "--where", "${l} == 6"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [r["variables"] for r in listing] == [
+        {"trial": 1, "l": 6, "attn": [0, 0, 0, 0, 0, True]},
+        {"trial": 2, "l": 6, "attn": [0, 0, 0, 0, 0, True]},
+    ]
+    assert main(["show", str(ATTN_LAST), "--json", "--where", "${l} == 5 and ${trial} > 1"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == [
+        "article/attn-last/trial-2_l-5_attn-0,0,0,0,T"
+    ]
+
+
+@pytest.mark.parametrize("command", ["show", "run"])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("${l} == 7", "selects none of its 4 runs"),
+        ("${layers} == 5", "undefined variable ${layers}"),
+        ("__import__('os').getcwd()", "not allowed"),
+    ],
+)
+def test_bad_where_exits_2(capsys, tmp_path, command, where, message):
+    extra = ["--runs", str(tmp_path / "runs")] if command == "run" else []
+    assert main([command, str(ATTN_LAST), "--where", where, *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and message in captured.err and "--where" in captured.err
+    assert not (tmp_path / "runs").exists()
+
+
+# --- malformed files: exit 2, one line naming the file and the key, nothing trained or written -----
+
+TASK = 'task: {name: program, input_length: 3, num_operations: 1, operators: {">": 1}}\n'
+MODEL = "model: {name: conv, layers: 2, channels: 8, kernel_size: 3}\n"
+TRAIN = "train: {max_inputs: 640}\n"
+
+MALFORMED = {
+    "unused-variable": (
+        'matrix: {l: [2, 3], k: [3, 5]}\nmodel: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix variable 'k' is never used"],
+    ),
+    "unused-variables-only-in-comment": (
+        'matrix: {k: [3, 5]}\n# kernel_size: ${k}\n' + TASK + MODEL + TRAIN,
+        ["'k'", "never used"],
+    ),
+    "misspelt-task-key": (
+        'task: {name: program, num_item: 5}\n' + MODEL + TRAIN,
+        ["task.num_item", "did you mean 'num_items'"],
+    ),
+    "misspelt-validation-override": (
+        'task: {name: program, validation_num_operation: 5}\n' + MODEL + TRAIN,
+        ["task.validation_num_operation", "validation_num_operations"],
+    ),
+    "misspelt-model-key": (
+        TASK + "model: {name: conv, kernal_size: 3}\n" + TRAIN,
+        ["model.kernal_size", "did you mean 'kernel_size'"],
+    ),
+    "misspelt-train-key": (
+        TASK + MODEL + "train: {max_input: 640}\n",
+        ["train.max_input", "did you mean 'max_inputs'"],
+    ),
+    "misspelt-top-level-key": (
+        TASK + MODEL + "trian: {max_inputs: 640}\n",
+        ["trian", "did you mean 'train'"],
+    ),
+    "wrong-type": (
+        TASK + MODEL + "train: {max_inputs: lots}\n",
+        ["train.max_inputs"],
+    ),
+    "filter-import": (
+        'matrix: {l: [2, 3], $filter: "__import__(\'os\').system(\'touch PWNED\') == 0"}\n'
+        'model: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "__import__", "not allowed"],
+    ),
+    "filter-open": (
+        'matrix: {l: [2, 3], $filter: "open(\'PWNED\', \'w\') and ${l} == 2"}\n'
+        'model: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "open", "not allowed"],
+    ),
+    "filter-open-in-short-circuited-branch": (
+        'matrix: {l: [2, 3], $filter: "${l} == 2 or open(\'PWNED\', \'w\')"}\n'
+        'model: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "open", "not allowed"],
+    ),
+    "filter-attribute": (
+        'matrix: {l: [2, 3], $filter: "${l}.real == 2"}\nmodel: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "attribute access"],
+    ),
+    "filter-dunder-attribute": (
+        'matrix: {l: [2, 3], $filter: "[].__class__.__base__ == 1"}\n'
+        'model: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "attribute access"],
+    ),
+    "undefined-variable": (
+        'matrix: {l: [2, 3]}\nmodel: {name: conv, layers: "${l}", kernel_size: "${k}"}\n' + TASK + TRAIN,
+        ["model.kernel_size", "undefined variable ${k}"],
+    ),
+    "undefined-variable-in-filter": (
+        'matrix: {l: [2, 3], $filter: "${m} == 2"}\nmodel: {name: conv, layers: "${l}"}\n' + TASK + TRAIN,
+        ["matrix.$filter", "${m}"],
+    ),
+    "unknown-model": (
+        TASK + "model: {name: convv, layers: 2}\n" + TRAIN,
+        ["model.name", "unknown model 'convv'", "did you mean 'conv'"],
+    ),
+    "unknown-task": (
+        "task: {name: progam}\n" + MODEL + TRAIN,
+        ["task.name", "did you mean 'program'"],
+    ),
+    "input-longer-than-alphabet": (
+        'task: {name: program, num_items: 3, input_length: 5}\n' + MODEL + TRAIN,
+        ["task", "input_length"],
+    ),
+    "impossible-task-in-one-run-of-the-grid": (
+        'matrix: {n: [26, 3]}\ntask: {name: program, num_items: "${n}", input_length: 5}\n' + MODEL + TRAIN,
+        ["run n-3", "input_length"],
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["show", "run"])
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_file_exits_2_with_one_line(capsys, tmp_path, monkeypatch, command, case):
+    text, expected = MALFORMED[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    extra = ["--runs", str(work / "runs")] if command == "run" else []
+    status = main([command, str(path), *extra])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    err = captured.err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"selcopy: error: {path}: ")
+    for part in expected:
+        assert part in err
+    assert list(work.iterdir()) == []  # no runs folder, nothing executed by a filter (no PWNED)
+
+
+def test_syntax_error_names_the_line(capsys, tmp_path):
+    path = FILES / "syntax_error.yml"
+    assert main(["run", str(path), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "YAML syntax error at line" in err
+    assert not (tmp_path / "runs").exists()
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_runs(tmp_path, capsys) -> tuple[Path, str]:
+    """The tiny grid, trained once into tmp_path/runs; (runs folder, what `run --table` printed)."""
+    runs = tmp_path / "runs"
+    status, out, err = run(capsys, str(TINY), "--runs", str(runs), "--table")
+    assert status == 0, err
+    return runs, out
+
+
+def test_run_writes_every_file_of_a_run_folder(tiny_runs):
+    runs, _ = tiny_runs
+    assert sorted(p.name for p in (runs / "tiny").iterdir()) == ["trial-1", "trial-2"]
+    for spec in load_experiment(TINY).runs:
+        folder = runs / spec.name
+        assert yaml.safe_load((folder / "config.yaml").read_text()) == spec.config_dict()
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert [r["inputs"] for r in rows] == [640, 1280]
+        for r in rows:
+            for key in ("validation_loss", "validation_sample_error%", "validation_mask_error%", "train_loss",
+                        "model_params", "train_time", "throughput"):
+                assert key in r
+        result = json.loads((folder / "result.json").read_text())
+        assert result["status"] == "finished" and result["run"] == spec.name
+        assert result["variables"] == spec.variables
+        assert result["metrics"] == rows[-1]
+        assert result["metrics"]["model_params"] == spec.params()
+        assert result["best"]["inputs"] in (640, 1280)
+
+        events = list((folder / "tensorboard").glob("events.out.tfevents*"))
+        assert len(events) == 1 and events[0].stat().st_size > 0
+        assert_tensorboard_scalars(folder / "tensorboard", "validation_sample_error%", [640, 1280])
+
+        for name in ("latest.pt", "best.pt", "previous.pt"):
+            assert (folder / "checkpoints" / name).is_file()
+        state = checkpoint.load(folder / "checkpoints" / "latest.pt")
+        assert state["inputs"] == 1280 and state["seed"] == spec.seed
+        assert checkpoint.load(folder / "checkpoints" / "previous.pt")["inputs"] == 640
+
+        png = folder / "examples" / "validation-latest.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as image:
+            assert image.width > 0 and image.height > 0
+        assert (folder / "examples" / "validation-000001280.png").read_bytes() == png.read_bytes()
+        assert not list(folder.rglob(".*.tmp-*"))  # no leftovers of atomic writes
+
+
+def assert_tensorboard_scalars(folder: Path, tag: str, steps: list[int]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert [e.step for e in events.Scalars(tag)] == steps
+
+
+def test_run_table_prints_the_results(tiny_runs):
+    _, out = tiny_runs
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("| trials |") and "validation_sample_error%" in lines[0]
+    assert len(lines) == 3 and lines[2].split("|")[1].strip() == "2"
+
+
+def test_trials_differ_but_share_the_validation_set(tiny_runs):
+    runs, _ = tiny_runs
+    one = json.loads((runs / "tiny/trial-1/result.json").read_text())["metrics"]
+    two = json.loads((runs / "tiny/trial-2/result.json").read_text())["metrics"]
+    assert one["train_loss"] != two["train_loss"]  # other seed: other weights and data
+
+
+def test_skip_existing_rerun_backup_and_refused_config(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    one, two = runs / "tiny" / "trial-1", runs / "tiny" / "trial-2"
+    before = {folder: snapshot(folder) for folder in (one, two)}
+
+    # --skip-existing: nothing is trained or written again
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing")
+    assert status == 0, err
+    assert err.count("finished before, skipped") == 2
+    assert {folder: snapshot(folder) for folder in (one, two)} == before
+
+    # without it, a finished run is moved aside, never overwritten; the retrained run is the same
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
+    assert status == 0, err
+    assert "previous results moved to" in err and "trial-1.prev-1" in err
+    backup = runs / "tiny" / "trial-1.prev-1"
+    assert snapshot(backup) == before[one]
+    old = json.loads((backup / "result.json").read_text())
+    new = json.loads((one / "result.json").read_text())
+    assert new["status"] == "finished"
+    assert without_times(new["metrics"]) == without_times(old["metrics"])
+    assert snapshot(two) == before[two]
+
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
+    assert status == 0, err
+    assert (runs / "tiny" / "trial-1.prev-2" / "result.json").is_file()
+    assert sorted(p.name for p in (runs / "tiny").iterdir()) == [
+        "trial-1", "trial-1.prev-1", "trial-1.prev-2", "trial-2"
+    ]
+
+    # a folder whose config.yaml holds other settings is refused and left as it is
+    config = yaml.safe_load((two / "config.yaml").read_text())
+    config["train"]["lr"] = 0.001
+    (two / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    edited = snapshot(two)
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 2")
+    assert status == 1
+    assert "holds other settings" in err and str(two / "config.yaml") in err
+    assert snapshot(two) == edited
+    assert not (runs / "tiny" / "trial-2.prev-1").exists()
+
+
+def test_refused_unfinished_run_is_left_untouched(capsys, tmp_path):
+    """An interrupted run (no result.json) whose settings changed is refused, not resumed or overwritten."""
+    runs = tmp_path / "runs"
+    spec = load_experiment(TINY).runs[0]
+    folder = runs / spec.name
+    config = spec.config_dict()
+    config["model"]["channels"] = 16
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "metrics.jsonl").write_text('{"inputs": 640}\n')
+    before = snapshot(folder)
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
+    assert status == 1 and "holds other settings" in err
+    assert snapshot(folder) == before
+
+
+def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    status, _, err = run(capsys, str(FAILING), "--runs", str(runs))
+    assert status == 1
+    failed = json.loads((runs / "failing" / "n-3" / "result.json").read_text())
+    assert failed["status"] == "failed" and failed["run"] == "failing/n-3"
+    assert "distinct questions" in failed["error"] and failed["traceback"]
+    finished = json.loads((runs / "failing" / "n-26" / "result.json").read_text())
+    assert finished["status"] == "finished"
+    assert [json.loads(line)["inputs"] for line in (runs / "failing/n-26/metrics.jsonl").open()] == [320, 640]
+    assert "[1/2] failing/n-3: failed: SelcopyError" in err
+    assert err.strip().splitlines()[-1] == "1 of 2 runs failed: failing/n-3"
+
+    # the table leaves the failed run out, and says so
+    assert main(["results", str(FAILING), "--runs", str(runs), "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) == 1 and rows[0]["validation_sample_error%"] == finished["metrics"]["validation_sample_error%"]
+    assert "(1 of 2 runs not finished, left out)" in captured.err
+
+    # --skip-existing tries the failed run again (it fails again) and leaves the finished one
+    status, _, err = run(capsys, str(FAILING), "--runs", str(runs), "--skip-existing")
+    assert status == 1
+    assert "failing/n-26: finished before, skipped" in err
+    assert json.loads((runs / "failing" / "n-3" / "result.json").read_text())["status"] == "failed"
+    assert not (runs / "failing" / "n-26.prev-1").exists()

@@ -91,10 +91,30 @@ def load(args: argparse.Namespace):
     return select_runs(load_experiment(args.file), getattr(args, "where", None))
 
 
+def check_data(exp) -> None:
+    """Draw the data of every distinct task setting once, so that `show` reports settings whose
+    validation set or training epoch cannot be filled (exit 2) as `run` would."""
+    import json
+
+    from selcopy.errors import SelcopyError
+
+    checked: set[str] = set()
+    for run in exp.runs:
+        key = json.dumps(run.task, sort_keys=True, default=str)
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            run.check_data()
+        except SelcopyError as error:
+            raise SelcopyError(f"{exp.path}: run {run.name}: {error}") from None
+
+
 def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
     exp = load(args)
+    check_data(exp)
     listing = [{"name": r.name, "variables": r.variables, "params": r.params(),
                 "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
     if args.json:

@@ -87,6 +87,14 @@ def test_show_text_trains_nothing(capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_show_rejects_settings_that_cannot_fill_their_data(capsys):
+    assert main(["show", str(FAILING)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "failing_grid.yml: run failing/n-3:" in err and "36 distinct questions" in err and "40" in err
+    assert main(["show", str(FAILING), "--where", "${n} == 26"]) == 0
+
+
 def test_where_selects_runs(capsys):
     assert main(["show", str(ATTN_LAST), "--json", "--where", "${l} == 6"]) == 0
     listing = json.loads(capsys.readouterr().out)

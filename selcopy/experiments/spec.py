@@ -106,6 +106,12 @@ class RunSpec:
             self.task["validation_seed"],
         )
 
+    def check_data(self) -> None:
+        """Draw the validation set and a first training epoch: a setting with too few distinct
+        questions for them fails here (a SelcopyError), before anything trains."""
+        split = self.build_split()
+        split.epoch(0)
+
     def build_model(self) -> nn.Module:
         """The model with its initial weights drawn from `self.seed` (global RNG state is kept)."""
         from selcopy.models import build_model

@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
     if args.table:
         cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average="trial", std=[],
-                                       sort=[], include=[], exclude=[], json=False), [])
+                                       sort=[], include=[], exclude=[], json=False, unfinished=False), [])
     return status
 
 
@@ -152,21 +152,26 @@ def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     from selcopy.report import tables
 
     exp = load(args)
-    stored = [(r.variables, RunStore(Path(args.runs), r.name).result()) for r in exp.runs]
-    rows = tables.collect(stored)
+    stores = [RunStore(Path(args.runs), r.name) for r in exp.runs]
+    stored = [(r.variables, store.result()) for r, store in zip(exp.runs, stores)]
+    latest = [(store.metrics() or [None])[-1] for store in stores] if args.unfinished else None
+    rows = tables.collect(stored, latest)
     missing = len(exp.runs) - len(rows)
     if not rows:
-        raise SelcopyError(f"{args.file}: no finished runs under {args.runs}/ yet (run `selcopy run {args.file}`)")
+        what = "logged metrics" if args.unfinished else "finished runs"
+        raise SelcopyError(f"{args.file}: no {what} under {args.runs}/ yet (run `selcopy run {args.file}`)")
     rows = tables.aggregate(rows, exp.variables, args.average, args.std)
     tables.mark_noise(rows)
-    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, args.average)
+    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, args.average,
+                                    partial=bool(args.unfinished))
     rows = tables.sort_rows(rows, args.sort)
     if args.json:
         print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1))
     else:
         print(tables.markdown(rows, columns))
     if missing:
-        print(f"({missing} of {len(exp.runs)} runs not finished, left out)", file=sys.stderr)
+        what = "have logged nothing" if args.unfinished else "not finished"
+        print(f"({missing} of {len(exp.runs)} runs {what}, left out)", file=sys.stderr)
     return 0
 
 
@@ -223,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", nargs="*", default=[], metavar="COL", help="add columns, e.g. train_loss")
     p.add_argument("--exclude", nargs="*", default=[], metavar="COL", help="drop columns")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--unfinished", action="store_true",
+                   help="also show runs that have not finished, at their latest validation (column inputs)")
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("plot", help="error curves of a grid's runs (mean and min-max band over trials)")

@@ -9,6 +9,7 @@ below two standard errors) is marked `≈`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from statistics import mean, stdev
@@ -28,13 +29,23 @@ METRICS = {  # stored metric -> column title, as the article prints them
 }
 
 
-def collect(runs: Iterable[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[dict[str, Any]]:
-    """Rows of finished runs: their matrix values and final metrics (train time in minutes)."""
+def collect(
+    runs: Iterable[tuple[dict[str, Any], dict[str, Any] | None]],
+    latest: Iterable[dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of finished runs: their matrix values and final metrics (train time in minutes).
+
+    `latest`, one entry per run, adds the runs that have not finished with their latest
+    logged metrics (None for a run that logged nothing); each row then has `inputs`.
+    """
     rows = []
-    for variables, result in runs:
-        if not result or result.get("status") != "finished":
+    for (variables, result), last in zip(runs, latest or itertools.repeat(None)):
+        if result and result.get("status") == "finished":
+            metrics = dict(result["metrics"])
+        elif last:
+            metrics = dict(last)
+        else:
             continue
-        metrics = dict(result["metrics"])
         metrics["train_time"] = metrics["train_time"] / 60
         rows.append({**variables, **metrics})
     return rows
@@ -84,11 +95,15 @@ def mark_noise(rows: list[dict[str, Any]], metric: str = MAIN) -> None:
 
 
 def choose_columns(
-    rows: list[dict[str, Any]], variables: list[str], include: list[str], exclude: list[str], average: str | None
+    rows: list[dict[str, Any]], variables: list[str], include: list[str], exclude: list[str], average: str | None,
+    partial: bool = False,
 ) -> list[str]:
+    """The varying settings, (`inputs` when unfinished runs are shown), trials, the metrics."""
     varying = [v for v in variables if v != average and len({repr(r.get(v)) for r in rows}) > 1]
     spread = [c for c in rows[0] if c.endswith(("(std)", "(min)", "(max)"))] if rows else []
     columns = varying + ["trials"] * bool(average and average in variables) + list(METRICS)
+    if partial:
+        columns = varying + ["inputs"] + columns[len(varying):]
     columns = _insert_after(columns, MAIN, spread)
     if any("vs best" in r for r in rows):
         columns.append("vs best")
@@ -147,7 +162,7 @@ def format_value(column: str, value: Any) -> str:
         return "True" if value else "0"
     if isinstance(value, list):
         return ",".join(format_value(column, v) for v in value)
-    if column == "model_params":
+    if column in ("model_params", "inputs"):
         return f"{int(value):,}"
     if column == "throughput":
         return f"{value:,.0f}/s"

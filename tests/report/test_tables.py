@@ -243,6 +243,25 @@ def test_unfinished_and_failed_runs_are_left_out_with_a_note(capsys, tmp_path):
     assert err.strip() == "(4 of 12 runs not finished, left out)"
 
 
+def test_unfinished_shows_running_runs_at_their_latest_validation(capsys, tmp_path):
+    root = tmp_path / "runs"
+    write_runs(root, skip={(3, 2, 3): "running", (2, 3, 5): "failed", (3, 3, 5): "failed"})
+    log = root / load_experiment(GRID).runs[8].name / "metrics.jsonl"  # trial 3, l 2, k 3: running
+    earlier = dict(fake_metrics({"trial": 3, "l": 2, "k": 3}), inputs=3200, **{"validation_sample_error%": 99.0})
+    log.write_text(json.dumps(earlier) + "\n" + log.read_text() + '{"inputs": 96')  # a line cut by a kill
+    status, out, err = results(capsys, root, "--json", "--unfinished")
+    assert status == 0
+    rows = by_setting(json.loads(out))
+    assert rows[2, 3]["trials"] == 3  # 2 finished + 1 at its latest validation (14%), not the earlier 99%
+    assert rows[2, 3]["validation_sample_error%"] == pytest.approx(12.0)
+    assert rows[2, 3]["inputs"] == 6400
+    assert rows[3, 5]["trials"] == 1  # failed runs logged nothing here: still left out
+    assert err.strip() == "(2 of 12 runs have logged nothing, left out)"
+    status, out, _ = results(capsys, root, "--unfinished")
+    header = parse_markdown(out)[0]
+    assert list(header)[:3] == ["l", "k", "inputs"] and parse_markdown(out)[0]["inputs"] == "6,400"
+
+
 def test_where_narrows_the_table(capsys, runs):
     rows = results_json(capsys, runs, "--where", "${l} == 3")
     assert "l" not in rows[0]  # a setting that no longer varies is no column

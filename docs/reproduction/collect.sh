@@ -5,7 +5,7 @@
 #   selcopy results FILE --runs docs/reproduction/runs --where ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for dir in runs/article/03-easy-examples runs/article/04-baselines runs/article/05-attention-invention \
+for dir in runs/article/04-baselines runs/article/05-attention-invention \
            runs/article/10-attention-6l-5ops; do
   [ -d "$dir" ] || continue
   for run in "$dir"/*/; do

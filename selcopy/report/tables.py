@@ -162,6 +162,8 @@ def format_value(column: str, value: Any) -> str:
         return "True" if value else "0"
     if isinstance(value, list):
         return ",".join(format_value(column, v) for v in value)
+    if isinstance(value, dict):  # a matrix value that is a whole section, e.g. a model
+        return " ".join(f"{k}={format_value(k, v)}" for k, v in value.items())
     if column in ("model_params", "inputs"):
         return f"{int(value):,}"
     if column == "throughput":

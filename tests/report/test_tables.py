@@ -275,3 +275,13 @@ def test_no_finished_run_exits_2(capsys, tmp_path):
     assert err.count("\n") == 1
     assert "no finished runs" in err and str(GRID) in err
     assert not (tmp_path / "nothing-here").exists()
+
+
+def test_cells_of_lists_and_whole_sections():
+    from selcopy.report.tables import format_value
+
+    assert format_value("attn", [0, 0, True]) == "0,0,True"
+    assert format_value("dil", [1, 2, 3]) == "1,2,3"
+    assert format_value("model", {"name": "lstm", "layers": 6}) == "name=lstm layers=6"
+    assert format_value("model", {"name": "conv", "dilation": [1, 2]}) == "name=conv dilation=1,2"
+    assert format_value("inputs", 4_000_000) == "4,000,000"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Rebuild the tables and curves of docs/reproduction.md from the stored results in
+# docs/reproduction/runs/ (copied there from runs/ by collect.sh), with selcopy itself:
+#   bash docs/reproduction/build.sh            # tables to stdout, PNGs under docs/reproduction/
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SELCOPY=${SELCOPY:-.venv/bin/selcopy}
+R=${RUNS:-docs/reproduction/runs}
+OUT=${OUT:-docs/reproduction}
+table() { echo; echo "\$ selcopy results $*"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
+
+# 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer solves it
+table experiments/article/04-baselines.yml
+table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
+# 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
+table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
+  --std validation_mask_error%
+
+"$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
+"$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \
+  --where '${attn} == [0, 0, 0, 0, 0, true]' --out "$OUT/attention-6l.png"
+"$SELCOPY" plot experiments/article/05-attention-invention.yml --runs "$R" \
+  --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' --group-by attn --out "$OUT/attention-study.png"

@@ -73,6 +73,11 @@ def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"{name}: {doc}")
             for field, info in cls.Config.model_fields.items():
                 print(f"    --{field.replace('_', '-'):<18} {info.default!s:<24} {info.description or ''}")
+        from selcopy.experiments.spec import SplitSettings
+
+        print("in an experiment file's task section, also (and validation_<setting>, test_<setting>):")
+        for field, info in SplitSettings.model_fields.items():
+            print(f"    {field:<20} {info.default!s:<24} {info.description or ''}")
     else:
         from selcopy.models import describe_models
 

@@ -28,6 +28,7 @@ T = TypeVar("T")
 DEFAULT_TASK = "program"
 DEFAULT_MODEL = "conv"
 VALIDATION = "validation_"  # prefix of a task setting that applies to the validation set only
+TEST = "test_"  # prefix of a task setting of the test set (evaluated once, at the end), e.g. longer programs
 TRIAL = "trial"  # the reserved matrix variable: repeats a run with another seed
 TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
 CONFIG_KEYS = ("name", "variables", "task", "model", "train")
@@ -41,9 +42,12 @@ class SplitSettings(BaseModel):
     train_count: int = Field(100_000, gt=0, description="fresh training samples per epoch")
     validation_count: int = Field(10_000, gt=0, description="size of the fixed validation set")
     validation_seed: int = Field(23, ge=0, description="seed of the validation set (not of the trial)")
+    test_count: int = Field(10_000, gt=0, description="size of the test set (only with test_<setting>)")
+    test_seed: int = Field(29, ge=0, description="seed of the test set (only with test_<setting>)")
 
 
 SPLIT_KEYS = tuple(SplitSettings.model_fields)
+TEST_SPLIT_KEYS = ("test_count", "test_seed")
 
 
 @dataclass(frozen=True)
@@ -87,23 +91,32 @@ class RunSpec:
     def train_config(self) -> TrainConfig:
         return TrainConfig(**self.train)
 
-    def task_settings(self, validation: bool) -> tuple[str, dict[str, Any]]:
-        """(task name, settings for `make_task`) of the training or the validation data."""
+    def task_settings(self, part: str = "train") -> tuple[str, dict[str, Any]]:
+        """(task name, settings for `make_task`) of the `train`, `validation` or `test` data."""
         fields = TASKS[self.task["name"]].Config.model_fields
         settings = {key: self.task[key] for key in fields if key in self.task}
-        if validation:
-            overrides = {key: self.task[VALIDATION + key] for key in fields if VALIDATION + key in self.task}
-            settings.update(overrides)
+        if part != "train":
+            prefix = {"validation": VALIDATION, "test": TEST}[part]
+            settings.update({key: self.task[prefix + key] for key in fields if prefix + key in self.task})
         return self.task["name"], settings
 
+    @property
+    def has_test(self) -> bool:
+        """Whether the task section defines a test set (some `test_<setting>` was given)."""
+        return "test_count" in self.task
+
     def build_split(self) -> DataSplit:
-        """The fixed validation set and the training epochs (draws the validation set now)."""
+        """The fixed validation (and test) set and the training epochs (draws the fixed sets now)."""
+        test = None
+        if self.has_test:
+            test = (make_task(*self.task_settings("test")), self.task["test_count"], self.task["test_seed"])
         return DataSplit(
-            make_task(*self.task_settings(validation=False)),
-            make_task(*self.task_settings(validation=True)),
+            make_task(*self.task_settings()),
+            make_task(*self.task_settings("validation")),
             self.task["train_count"],
             self.task["validation_count"],
             self.task["validation_seed"],
+            test=test,
         )
 
     def check_data(self) -> None:
@@ -160,7 +173,11 @@ def check_trial(trial: Any, key: str, where: str) -> None:
 
 
 def resolve_task(raw: Any, where: str) -> dict[str, Any]:
-    """{"name", every task field, the split settings, the validation_* overrides given}."""
+    """{"name", every task field, the split settings, the validation_* and test_* overrides given}.
+
+    The test set's settings (`test_count`, `test_seed` and the `test_*` overrides) are part of the
+    run only when at least one `test_<setting>` is given, so that files without one resolve as before.
+    """
     settings = section_mapping(raw, "task", where)
     name = section_name(settings, "task", DEFAULT_TASK, where)
     try:
@@ -168,19 +185,29 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
     except SelcopyError as error:
         raise ConfigError(f"{where}: task.name: {error}") from None
     fields = list(config_cls.Config.model_fields)
-    check_validation_keys(settings, fields, name, where)
-    check_keys(settings, ["name", *fields, *SPLIT_KEYS, *(VALIDATION + f for f in fields)], "task", where)
+    for prefix in (VALIDATION, TEST):
+        check_prefixed_keys(settings, prefix, fields, name, where)
+    prefixed = [prefix + f for prefix in (VALIDATION, TEST) for f in fields]
+    check_keys(settings, ["name", *fields, *SPLIT_KEYS, *prefixed], "task", where)
     base = {key: value for key, value in settings.items() if key in fields}
-    overrides = {key[len(VALIDATION):]: value for key, value in settings.items()
-                 if key.startswith(VALIDATION) and key not in SPLIT_KEYS}
     split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
     split = validated(lambda: SplitSettings(**split_settings), "task", where)
     train_config = validated(lambda: config_cls.Config(**base), "task", where)
-    rename = {key: VALIDATION + key for key in overrides}
-    validation_config = validated(lambda: config_cls.Config(**{**base, **overrides}), "task", where, rename)
     resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
-    validation_values = validation_config.model_dump(mode="json")
-    resolved.update({VALIDATION + key: validation_values[key] for key in overrides})
+    for prefix in (VALIDATION, TEST):
+        overrides = {key[len(prefix):]: value for key, value in settings.items()
+                     if key.startswith(prefix) and key not in SPLIT_KEYS}
+        rename = {key: prefix + key for key in overrides}
+        config = validated(lambda: config_cls.Config(**{**base, **overrides}), "task", where, rename)  # noqa: B023
+        values = config.model_dump(mode="json")
+        resolved.update({prefix + key: values[key] for key in overrides})
+    if not any(key.startswith(TEST) and key not in SPLIT_KEYS for key in resolved):
+        given = [key for key in TEST_SPLIT_KEYS if key in settings]
+        if given:
+            raise ConfigError(f"{where}: task.{given[0]}: there is no test set: define it with a test_<setting>, "
+                              f"e.g. test_num_operations: 8")
+        for key in TEST_SPLIT_KEYS:
+            del resolved[key]
     return resolved
 
 
@@ -230,16 +257,16 @@ def check_keys(settings: dict[Any, Any], known: Iterable[str], section: str, whe
             raise ConfigError(f"{where}: {section + '.' if section else ''}{key}: unknown setting{hint}")
 
 
-def check_validation_keys(settings: dict[Any, Any], fields: list[str], task: str, where: str) -> None:
-    """`validation_<field>` must name a field of the task: `validation_foo` is no override."""
+def check_prefixed_keys(settings: dict[Any, Any], prefix: str, fields: list[str], task: str, where: str) -> None:
+    """`validation_<field>` and `test_<field>` must name a field of the task: `test_foo` is no override."""
     for key in settings:
-        if isinstance(key, str) and key.startswith(VALIDATION) and key not in SPLIT_KEYS:
-            field = key[len(VALIDATION):]
+        if isinstance(key, str) and key.startswith(prefix) and key not in SPLIT_KEYS:
+            field = key[len(prefix):]
             if field not in fields:
                 close = difflib.get_close_matches(field, fields, n=1, cutoff=0.6)
                 hint = f"; task settings: {', '.join(fields)}"
                 if close:
-                    hint = f" (did you mean '{VALIDATION}{close[0]}'?)"
+                    hint = f" (did you mean '{prefix}{close[0]}'?)"
                 raise ConfigError(
                     f"{where}: task.{key}: unknown setting: '{field}' is not a setting of task '{task}'{hint}"
                 )

@@ -19,6 +19,7 @@ from selcopy.errors import SelcopyError
 
 TRIAL = "trial"
 MAIN = "validation_sample_error%"
+TEST_MAIN = "test_sample_error%"
 METRICS = {  # stored metric -> column title, as the article prints them
     "validation_loss": "validation loss",
     "validation_mask_error%": "validation_mask_error%",
@@ -105,6 +106,8 @@ def choose_columns(
     if partial:
         columns = varying + ["inputs"] + columns[len(varying):]
     columns = _insert_after(columns, MAIN, spread)
+    if any(TEST_MAIN in r for r in rows):  # runs with a test set (e.g. longer programs than trained on)
+        columns = _insert_after(columns, (spread or [MAIN])[-1], [TEST_MAIN])
     if any("vs best" in r for r in rows):
         columns.append("vs best")
     known = {c for r in rows for c in r}

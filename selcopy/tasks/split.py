@@ -1,9 +1,9 @@
 """Train/validation data: a fixed validation set, fresh training epochs, no leakage.
 
-The validation set is drawn once from its own seed (and possibly its own settings). Every
-training epoch is drawn anew and filtered by question key against the validation keys, so a
-validation question can never appear in training, however many epochs run. Within one set
-or epoch no question repeats.
+The validation set is drawn once from its own seed (and possibly its own settings); so is the
+optional test set. Every training epoch is drawn anew and filtered by question key against the
+keys of both, so a validation or test question can never appear in training, however many
+epochs run. Within one set or epoch no question repeats.
 """
 
 from __future__ import annotations
@@ -61,16 +61,31 @@ def _first_occurrences(key: torch.Tensor) -> torch.Tensor:
 
 
 class DataSplit:
-    """The validation set (built once) and the training epochs of one run."""
+    """The validation set (built once), an optional test set, and the training epochs of one run.
+
+    test: (task, count, seed) of a fixed test set (e.g. longer programs than trained on), drawn
+    once like the validation set. Training epochs exclude the questions of both fixed sets.
+    """
 
     def __init__(
-        self, train: Task, validation: Task, train_count: int, validation_count: int, validation_seed: int
+        self,
+        train: Task,
+        validation: Task,
+        train_count: int,
+        validation_count: int,
+        validation_seed: int,
+        test: tuple[Task, int, int] | None = None,
     ):
         self.train_task = train
         self.train_count = train_count
         g = torch.Generator().manual_seed(validation_seed)
         self.validation = unique_samples(validation, validation_count, g)
         self._exclude = self.validation.key.sort().values
+        self.test: Batch | None = None
+        if test is not None:
+            task, count, seed = test
+            self.test = unique_samples(task, count, torch.Generator().manual_seed(seed))
+            self._exclude = torch.cat([self._exclude, self.test.key]).unique()  # sorted
 
     def epoch(self, seed: int) -> Batch:
         """`train_count` fresh training samples for one epoch, drawn from `seed`."""

@@ -86,6 +86,7 @@ class Trainer:
         self.progress = progress
         self.params = sum(p.numel() for p in model.parameters())
         self._validation = split.validation.to(device)
+        self._test = split.test.to(device) if split.test is not None else None
         self._forward = torch.compile(self._forward_loss, dynamic=True) if config.compile else self._forward_loss
 
     # --- state --------------------------------------------------------------------------
@@ -164,6 +165,8 @@ class Trainer:
         metrics = {"inputs": self.inputs, "epoch": self.stream.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
         metrics.update(summarize(self.evaluate(self._validation), "validation_"))
         metrics.update(summarize(train_stats, "train_"))
+        if self.finished and self._test is not None:  # the test set counts once, at the end
+            metrics.update(summarize(self.evaluate(self._test), "test_"))
         metrics.update(
             model_params=self.params,
             train_time=self.train_time,

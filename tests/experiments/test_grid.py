@@ -382,7 +382,7 @@ def test_validation_overrides(here, models):
     [run] = load("task: {num_operations: [1, 3], validation_num_operations: 5, validation_count: 50}").runs
     assert run.task["num_operations"] == [1, 3] and run.task["validation_num_operations"] == [5, 5]
     assert run.task["validation_count"] == 50 and run.task["validation_seed"] == 23
-    assert run.task_settings(validation=True)[1]["num_operations"] == [5, 5]
+    assert run.task_settings("validation")[1]["num_operations"] == [5, 5]
 
 
 def test_validation_override_of_an_unknown_field(here):

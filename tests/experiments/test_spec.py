@@ -143,8 +143,8 @@ def test_task_settings_and_split():
         "validation_seed": 5,
     }
     run = spec(task=task, variables={"trial": 1})
-    name, train_settings = run.task_settings(validation=False)
-    _, validation_settings = run.task_settings(validation=True)
+    name, train_settings = run.task_settings("train")
+    _, validation_settings = run.task_settings("validation")
     assert name == "program"
     assert train_settings["num_operations"] == [1, 2] and validation_settings["num_operations"] == [4, 4]
     assert "train_count" not in train_settings and "validation_num_operations" not in validation_settings
@@ -161,3 +161,37 @@ def test_split_settings_are_validated():
         spec(task={"validation_count": 0})
     with pytest.raises(ConfigError, match=r"^exp.yml: task.train_count: Input should be a valid integer"):
         spec(task={"train_count": "many"})
+
+
+def test_test_set_of_longer_programs():
+    task = {"input_length": 5, "num_operations": [1, 2], "operators": {">": 1}, "train_count": 64,
+            "validation_count": 48, "test_num_operations": [4, 6], "test_count": 40}
+    run = spec(task=task)
+    assert run.has_test
+    assert run.task["test_num_operations"] == [4, 6] and run.task["test_count"] == 40 and run.task["test_seed"] == 29
+    assert run.task_settings("test")[1]["num_operations"] == [4, 6]
+    assert run.task_settings("validation")[1]["num_operations"] == [1, 2]
+    split = run.build_split()
+    assert len(split.test) == 40 and set(split.test.num_ops.tolist()) <= {4, 5, 6}
+    assert RunSpec.from_config_dict(through_yaml(run.config_dict())) == run
+
+
+def test_no_test_set_without_a_test_setting():
+    run = spec()
+    assert not run.has_test and run.build_split().test is None
+    assert not any(key.startswith("test_") for key in run.task)  # configs without one are unchanged
+    with pytest.raises(ConfigError, match=r"^exp.yml: task.test_count: there is no test set: define it with a test_"):
+        spec(task={"test_count": 100})
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ({"test_num_operation": 8}, r"task.test_num_operation: unknown setting.*did you mean 'test_num_operations'"),
+        ({"test_num_operations": [8, 6]}, r"task \(with test_num_operations\): num_operations: range \[8, 6\] has"),
+        ({"test_num_operations": 8, "test_count": 0}, r"task.test_count: Input should be greater than 0"),
+    ],
+)
+def test_bad_test_settings_are_named(task, message):
+    with pytest.raises(ConfigError, match=r"^exp.yml: " + message):
+        spec(task=task)

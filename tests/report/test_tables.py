@@ -285,3 +285,16 @@ def test_cells_of_lists_and_whole_sections():
     assert format_value("model", {"name": "lstm", "layers": 6}) == "name=lstm layers=6"
     assert format_value("model", {"name": "conv", "dilation": [1, 2]}) == "name=conv dilation=1,2"
     assert format_value("inputs", 4_000_000) == "4,000,000"
+
+
+def test_test_set_error_gets_a_column_after_the_spread():
+    from selcopy.report.tables import MAIN, aggregate, choose_columns
+
+    rows = [{"trial": t, "l": 2, MAIN: 1.0 * t, "test_sample_error%": 10.0 * t} for t in (1, 2)]
+    merged = aggregate(rows, ["trial", "l"], "trial", [])
+    columns = choose_columns(merged, ["trial", "l"], [], [], "trial")
+    assert columns[columns.index(MAIN):columns.index(MAIN) + 5] == [
+        MAIN, f"{MAIN} (std)", f"{MAIN} (min)", f"{MAIN} (max)", "test_sample_error%"]
+    assert merged[0]["test_sample_error%"] == 15.0
+    plain = choose_columns([{"l": 2, MAIN: 1.0}], ["l"], [], [], None)
+    assert "test_sample_error%" not in plain

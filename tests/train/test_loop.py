@@ -70,3 +70,22 @@ def test_both_losses_train():
     for loss in ("token", "sequence"):
         m = _trainer(split, loss=loss).fit()
         assert m["validation_loss"] > 0 and 0 <= m["validation_sample_error%"] <= 100
+
+
+def test_test_set_is_evaluated_once_at_the_end():
+    train = make_task("program", {"input_length": 4, "num_items": 6, "num_operations": [1, 2]})
+    longer = make_task("program", {"input_length": 4, "num_items": 6, "num_operations": [3, 4]})
+    split = DataSplit(train, train, train_count=300, validation_count=200, validation_seed=23, test=(longer, 96, 29))
+    seen = []
+    trainer = _trainer(split)
+    trainer.on_validation = lambda t, m: seen.append(m)
+    final = trainer.fit()
+    assert [any(k.startswith("test_") for k in m) for m in seen] == [False, False, False, True]
+    assert 0 <= final["test_sample_error%"] <= 100 and final["test_loss"] > 0
+    assert {k for k in final if k.startswith("test_sample_error%_ops")} == {
+        "test_sample_error%_ops3", "test_sample_error%_ops4"}
+    # what evaluate() gives on the test set by hand, after training
+    expected = trainer.evaluate(split.test)
+    from selcopy.train.metrics import summarize
+
+    assert summarize(expected, "test_")["test_sample_error%"] == final["test_sample_error%"]

@@ -8,6 +8,9 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 - reference: what the article's trainer does per batch, written independently here:
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step.
+- float32 model step alone: forward, loss, backward and optimizer step on one batch made
+  beforehand. Both paths pay at least this; its ratio to the reference is the most that any
+  work on data, syncs and Python can gain in float32 (bfloat16 changes the model's cost).
 
     python benchmarks/throughput.py [--models conv6 lstm] [--steps 60] [--json] [--device cpu]
 """
@@ -34,6 +37,7 @@ from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
 from selcopy.train.device import pick_device  # noqa: E402
 from selcopy.train.loop import Trainer  # noqa: E402
+from selcopy.train.metrics import LOSSES  # noqa: E402
 
 MODELS = {
     "conv6": {"name": "conv", "layers": 6, "kernel_size": 9, "dilation": [1, 2, 3, 4, 5, 1]},
@@ -109,6 +113,29 @@ def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device
     return steps * BATCH / best
 
 
+def model_step_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int) -> float:
+    """The ceiling of both paths in float32: forward, loss, backward and optimizer step on one
+    batch made beforehand (no data, no metrics, no schedule). What the model itself costs."""
+    torch.manual_seed(0)
+    model = build_model(settings).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=device.type in ("cpu", "cuda"))
+    batch = make_task("program", TASK).sample_batch(BATCH, torch.Generator().manual_seed(1)).to(device)
+    masked, text = batch.masked.long(), batch.text.long()
+    best = float("inf")
+    for round_ in range(repeat + 1):  # round 0 warms up
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(warmup if round_ == 0 else steps):
+            value = LOSSES[loss](model(masked), text)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+        _sync(device)
+        if round_:
+            best = min(best, time.perf_counter() - start)
+    return steps * BATCH / best
+
+
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
     """Per batch, as the article's trainer: bytes per text, padded with spaces, stacked."""
     rows = [list(t.encode()) for t in texts]
@@ -157,12 +184,15 @@ def main() -> None:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,
                             args.repeat)
         ref = reference_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat)
+        bound = model_step_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat)
         rows.append({"model": name, "selcopy_samples_per_s": round(ours, 1), "reference_samples_per_s": round(ref, 1),
-                     "ratio": round(ours / ref, 2), "device": str(device), "threads": torch.get_num_threads(),
+                     "ratio": round(ours / ref, 2), "float32_model_step_samples_per_s": round(bound, 1),
+                     "float32_ceiling_ratio": round(bound / ref, 2), "device": str(device),
+                     "threads": torch.get_num_threads(),
                      "loss": args.loss, "compile": args.compile, "precision": args.precision, "batch_size": BATCH})
         if not args.json:
-            print(f"{name:<12} selcopy {ours:>9,.0f}/s   reference {ref:>9,.0f}/s   ratio {ours / ref:5.2f}x",
-                  flush=True)
+            print(f"{name:<12} selcopy {ours:>9,.0f}/s   reference {ref:>9,.0f}/s   ratio {ours / ref:5.2f}x   "
+                  f"float32 model step alone {bound:>9,.0f}/s ({bound / ref:4.2f}x)", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

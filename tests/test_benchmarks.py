@@ -1,0 +1,37 @@
+"""The benchmark scripts run and keep their JSON contract (the figures themselves are not tested)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def run_json(script: str, *args: str) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, "--json"], capture_output=True,
+                          text=True, timeout=600, env=env, check=True)
+    return json.loads(done.stdout)
+
+
+def test_throughput_json():
+    rows = run_json("throughput.py", "--models", "conv6", "--steps", "2", "--warmup", "1", "--repeat", "1",
+                    "--device", "cpu")
+    assert [r["model"] for r in rows] == ["conv6"]
+    row = rows[0]
+    for key in ("selcopy_samples_per_s", "reference_samples_per_s", "float32_model_step_samples_per_s"):
+        assert row[key] > 0
+    assert abs(row["ratio"] - row["selcopy_samples_per_s"] / row["reference_samples_per_s"]) < 0.011
+    assert row["batch_size"] == 64 and row["device"] == "cpu"
+
+
+def test_datagen_json():
+    rows = run_json("datagen.py", "--count", "2000", "--repeat", "1")
+    assert len(rows) == 2
+    for row in rows:
+        assert row["selcopy_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
+        assert row["ratio"] > 0

@@ -1,4 +1,4 @@
-"""The `selcopy` command: sample | ls | show | run | results | plot.
+"""The `selcopy` command: sample | ls | show | run | results | eval | plot.
 
 Exit status: 0 success, 2 bad input (one line on stderr), 1 a run failed.
 """
@@ -193,6 +193,65 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    import yaml
+
+    from selcopy.experiments import RunSpec
+    from selcopy.tasks import TASKS, make_task
+    from selcopy.tasks.split import unique_samples
+    from selcopy.train import checkpoint
+    from selcopy.train.device import pick_device
+    from selcopy.train.loop import evaluate
+    from selcopy.train.metrics import summarize
+
+    folder = Path(args.run)
+    config_path = folder / "config.yaml"
+    if not config_path.is_file():
+        raise SelcopyError(f"{folder}: not a run folder (no config.yaml)")
+    try:
+        data = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as error:
+        raise SelcopyError(f"{config_path}: not valid YAML: {str(error).splitlines()[0]}") from None
+    spec = RunSpec.from_config_dict(data, str(config_path))
+    path = folder / "checkpoints" / f"{args.checkpoint}.pt"
+    if not path.is_file():
+        raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
+    try:
+        state = checkpoint.load(path)
+    except checkpoint.CorruptCheckpoint as error:
+        raise SelcopyError(str(error)) from None
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = spec.build_model()
+    model.load_state_dict(state["model"])
+    model.to(device)
+    name, settings = spec.task_settings("validation")
+    changes = task_flags(TASKS[name].Config, extra)
+    task = make_task(name, {**settings, **changes})
+    if changes or args.count or args.seed is not None:
+        count = args.count or spec.task["validation_count"]
+        seed = spec.task["validation_seed"] if args.seed is None else args.seed
+        eval_data = unique_samples(task, count, torch.Generator().manual_seed(seed))
+    else:  # the run's own validation set, exactly
+        eval_data = spec.build_split().validation
+    metrics = summarize(evaluate(model, eval_data, spec.train_config(), device), "")
+    report = {"run": spec.name, "checkpoint": args.checkpoint, "inputs": int(state["inputs"]),
+              "samples": len(eval_data), "task": {"name": name, **task.config.model_dump(mode="json")},
+              "metrics": metrics}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    described = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items()) or "its validation set"
+    print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {len(eval_data):,} samples "
+          f"({described})")
+    for key, value in metrics.items():
+        print(f"  {key:<22} {value:.6g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selcopy",
@@ -236,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unfinished", action="store_true",
                    help="also show runs that have not finished, at their latest validation (column inputs)")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint on its validation set or on other task settings",
+                       epilog="task settings as flags change the evaluation data, e.g. --num-operations 6,8 "
+                              "(a set drawn with settings that training also draws from may hold training "
+                              "questions; the run's own validation set never does)")
+    p.add_argument("run", help="a run folder, e.g. runs/quickstart/trial-1_attn-0,0,T")
+    p.add_argument("--checkpoint", default="best", choices=["best", "latest", "previous"])
+    p.add_argument("--count", type=int, default=0, help="samples (default: the run's validation_count)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the drawn set (default: the run's validation_seed)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval, takes_extra=True)
 
     p = sub.add_parser("plot", help="error curves of a grid's runs (mean and min-max band over trials)")
     p.add_argument("file")

@@ -401,3 +401,59 @@ def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
     assert "failing/n-26: finished before, skipped" in err
     assert json.loads((runs / "failing" / "n-3" / "result.json").read_text())["status"] == "failed"
     assert not (runs / "failing" / "n-26.prev-1").exists()
+
+
+# --- eval ---------------------------------------------------------------------------------------
+
+
+def eval_json(capsys, *args: str) -> dict:
+    status = main(["eval", *args, "--json", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_eval_of_the_latest_checkpoint_equals_the_last_validation(tiny_runs, capsys):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    report = eval_json(capsys, str(folder), "--checkpoint", "latest")
+    logged = json.loads((folder / "result.json").read_text())["metrics"]
+    assert report["inputs"] == 1280 and report["samples"] == 200 and report["run"] == "tiny/trial-1"
+    for key, value in report["metrics"].items():
+        assert value == pytest.approx(logged["validation_" + key], rel=1e-6), key
+    best = json.loads((folder / "result.json").read_text())["best"]
+    assert eval_json(capsys, str(folder))["inputs"] == best["inputs"]  # best.pt by default
+
+
+def test_eval_on_longer_programs(tiny_runs, capsys):
+    runs, _ = tiny_runs
+    report = eval_json(capsys, str(runs / "tiny" / "trial-2"), "--num-operations", "2,3", "--count", "300")
+    assert report["samples"] == 300 and report["task"]["num_operations"] == [2, 3]
+    assert {k for k in report["metrics"] if "_ops" in k} == {"sample_error%_ops2", "sample_error%_ops3"}
+    status = main(["eval", str(runs / "tiny" / "trial-2"), "--num-operations", "2,3", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert status == 0 and "--num-operations 2,3" in out and "sample_error%_ops3" in out
+
+
+@pytest.mark.parametrize(
+    "damage, args, message",
+    [
+        ("none", ["--num-operation", "3"], "unknown option '--num-operation'"),
+        ("none", ["--num-operations", "3,2"], "num_operations"),
+        ("corrupt", [], "checksum mismatch"),
+        ("no-folder", [], "not a run folder"),
+    ],
+)
+def test_eval_bad_input_exits_2_with_one_line(tiny_runs, capsys, damage, args, message):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    if damage == "corrupt":
+        best = folder / "checkpoints" / "best.pt"
+        best.write_bytes(best.read_bytes()[:-10])
+    if damage == "no-folder":
+        folder = runs / "tiny" / "nothing"
+    before = snapshot(runs)
+    status = main(["eval", str(folder), *args, "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err
+    assert snapshot(runs) == before

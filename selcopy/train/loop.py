@@ -154,8 +154,7 @@ class Trainer:
         return batch_stats(logits.detach(), text, masked, batch.num_ops, loss.detach())
 
     def _logits(self, masked: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bfloat16"):
-            return self.model(masked).float()  # (B, L, V)
+        return logits_of(self.model, masked, self.config.precision)
 
     def _forward_loss(self, masked: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self._logits(masked)
@@ -179,19 +178,9 @@ class Trainer:
             self.on_validation(self, metrics)
         return metrics
 
-    @torch.no_grad()
     def evaluate(self, data: Batch) -> torch.Tensor:
         """Counts over a whole set, in chunks of `validation_batch_size`, all at full width."""
-        was_training = self.model.training
-        self.model.eval()
-        stats = new_stats(self.device)
-        size = self.config.validation_batch_size
-        for start in range(0, len(data), size):
-            text, masked = data.text[start : start + size].long(), data.masked[start : start + size].long()
-            logits, loss = self._forward_loss(masked, text)
-            stats += batch_stats(logits, text, masked, data.num_ops[start : start + size], loss)
-        self.model.train(was_training)
-        return stats
+        return evaluate(self.model, data, self.config, self.device)
 
     @torch.no_grad()
     def predict(self, data: Batch) -> torch.Tensor:
@@ -201,3 +190,26 @@ class Trainer:
         out = self._logits(data.masked.to(self.device).long()).argmax(-1)
         self.model.train(was_training)
         return out
+
+
+def logits_of(model: nn.Module, masked: torch.Tensor, precision: str) -> torch.Tensor:
+    """(B, L, V) float32 logits, the model run under `precision` (float32 | bfloat16 autocast)."""
+    with torch.autocast(masked.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        return model(masked).float()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.device) -> torch.Tensor:
+    """Metric counts (see `metrics.summarize`) of `model` on a whole set, in eval mode, in chunks of
+    `config.validation_batch_size`, with the run's loss and precision."""
+    was_training = model.training
+    model.eval()
+    stats = new_stats(device)
+    size, loss_fn = config.validation_batch_size, LOSSES[config.loss]
+    for start in range(0, len(data), size):  # at the set's full width, as every chunk of it
+        text = data.text[start : start + size].to(device).long()
+        masked = data.masked[start : start + size].to(device).long()
+        logits = logits_of(model, masked, config.precision)
+        stats += batch_stats(logits, text, masked, data.num_ops[start : start + size].to(device), loss_fn(logits, text))
+    model.train(was_training)
+    return stats

@@ -145,8 +145,11 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"{exp.path}: {len(exp.runs)} runs on {device}, stored under {args.runs}/", file=sys.stderr)
     status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
     if args.table:
-        cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average="trial", std=[],
-                                       sort=[], include=[], exclude=[], json=False, unfinished=False), [])
+        try:
+            cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average="trial", std=[],
+                                           sort=[], include=[], exclude=[], json=False, unfinished=False), [])
+        except SelcopyError as error:  # no finished run to show: the runs' status is what counts
+            print(f"selcopy: {error}", file=sys.stderr)
     return status
 
 
@@ -252,6 +255,26 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**63 - 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selcopy",
@@ -265,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="task settings as flags, e.g. --input-length 2,5 (see `selcopy ls tasks`)")
     p.add_argument("task", help="program | selective-copy")
     p.add_argument("--count", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--raw", action="store_true", help="print the exact bytes (selective-copy: spaces, not dots)")
     p.set_defaults(func=cmd_sample, takes_extra=True)
 
@@ -280,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
     p.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
     p.add_argument("--table", action="store_true", help="print the result table at the end")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (divide the cores between jobs)")
+    p.add_argument("--threads", type=positive_int, default=0,
+                   help="torch CPU threads (divide the cores between jobs)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("results", help="the article-style table of a grid's stored runs")
@@ -303,9 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run folder, e.g. runs/quickstart/trial-1_attn-0,0,T")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest", "previous"])
     p.add_argument("--count", type=int, default=0, help="samples (default: the run's validation_count)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the drawn set (default: the run's validation_seed)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of the drawn set (default: the run's validation_seed)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=0, help="torch CPU threads")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval, takes_extra=True)
 

@@ -70,6 +70,23 @@ def load_experiment(path: str | Path) -> Experiment:
     return Experiment(name=name, path=path, variables=list(matrix), runs=runs)
 
 
+class DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error, not last-wins."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise DuplicateKey(f"line {key_node.start_mark.line + 1}: key '{key}' given twice in one mapping")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, where: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -77,7 +94,9 @@ def read_yaml(path: Path, where: str) -> dict[str, Any]:
         reason = getattr(error, "strerror", None) or error
         raise ConfigError(f"{where}: cannot read the file: {reason}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
+    except DuplicateKey as error:
+        raise ConfigError(f"{where}: {error}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = f" at line {mark.line + 1}" if mark else ""
@@ -246,6 +265,13 @@ def check_unique(runs: list[RunSpec], where: str) -> None:
     if twice:
         raise ConfigError(f"{where}: run name '{twice[0]}' occurs {counts[twice[0]]} times: "
                           "a matrix list repeats a value, or two values look alike in a run name")
+    first: dict[str, str] = {}
+    for run in runs:  # runs that would train the very same thing: a variable that changes no setting
+        same = json.dumps([run.task, run.model, run.train, run.variables.get(TRIAL)], sort_keys=True)
+        if same in first:
+            raise ConfigError(f"{where}: runs '{first[same]}' and '{run.name}' have the same settings: a matrix "
+                              f"variable changes nothing that trains (used only in {FILTER} or name?)")
+        first[same] = run.name
 
 
 def select_runs(experiment: Experiment, expression: str | None) -> Experiment:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from selcopy.errors import SelcopyError
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
 from selcopy.report.examples import write_examples
@@ -37,7 +38,12 @@ def run_grid(
         if store.finished() and skip_existing:
             log(f"{prefix}: finished before, skipped")
             continue
-        stored = store.stored_config()
+        try:
+            stored = store.stored_config()
+        except SelcopyError as error:
+            log(f"{prefix}: failed: {error}; move that folder away")
+            failed.append(spec.name)
+            continue
         if stored is not None and stored != spec.config_dict():
             log(f"{prefix}: failed: {store.config_path} holds other settings; "
                 "rename the experiment or move that folder away")
@@ -67,8 +73,8 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
     state = checkpoint.load_newest(store.checkpoints, warn=lambda m: log(f"{prefix}: {m}"))
     if state is not None:
         trainer.load_state_dict(state)
-        store.truncate_metrics(trainer.inputs)
         log(f"{prefix}: resuming at {trainer.inputs:,} inputs")
+    store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
     recorder = Recorder(store, trainer)
     trainer.on_validation = recorder.validated
     with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,

@@ -32,6 +32,7 @@ TEST = "test_"  # prefix of a task setting of the test set (evaluated once, at t
 TRIAL = "trial"  # the reserved matrix variable: repeats a run with another seed
 TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
 CONFIG_KEYS = ("name", "variables", "task", "model", "train")
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 
 
 class SplitSettings(BaseModel):
@@ -41,9 +42,9 @@ class SplitSettings(BaseModel):
 
     train_count: int = Field(100_000, gt=0, description="fresh training samples per epoch")
     validation_count: int = Field(10_000, gt=0, description="size of the fixed validation set")
-    validation_seed: int = Field(23, ge=0, description="seed of the validation set (not of the trial)")
+    validation_seed: int = Field(23, ge=0, le=MAX_SEED, description="seed of the validation set (not of the trial)")
     test_count: int = Field(10_000, gt=0, description="size of the test set (only with test_<setting>)")
-    test_seed: int = Field(29, ge=0, description="seed of the test set (only with test_<setting>)")
+    test_seed: int = Field(29, ge=0, le=MAX_SEED, description="seed of the test set (only with test_<setting>)")
 
 
 SPLIT_KEYS = tuple(SplitSettings.model_fields)

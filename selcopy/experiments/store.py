@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from selcopy.errors import SelcopyError
 from selcopy.train.checkpoint import atomic_write
 
 
@@ -31,22 +32,29 @@ class RunStore:
         self.tensorboard = self.folder / "tensorboard"
         self.examples = self.folder / "examples"
 
-    def exists(self) -> bool:
-        return self.config_path.exists()
-
     def stored_config(self) -> dict[str, Any] | None:
+        """The stored `config.yaml`, None if there is none; SelcopyError if it cannot be read."""
         if not self.config_path.exists():
             return None
-        return yaml.safe_load(self.config_path.read_text())
+        try:
+            return yaml.safe_load(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise SelcopyError(f"{self.config_path}: cannot be read: {str(error).splitlines()[0]}") from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write(self.config_path, yaml.safe_dump(config, sort_keys=False).encode())
 
     def result(self) -> dict[str, Any] | None:
+        """The stored `result.json`; None if missing or unreadable. A finished one has its metrics."""
         try:
-            return json.loads(self.result_path.read_text())
+            result = json.loads(self.result_path.read_text())
         except (OSError, ValueError):
             return None
+        if not isinstance(result, dict):
+            return None
+        if result.get("status") == "finished" and not isinstance(result.get("metrics"), dict):
+            return None
+        return result
 
     def write_result(self, result: dict[str, Any]) -> None:
         atomic_write(self.result_path, json.dumps(result, indent=1).encode())

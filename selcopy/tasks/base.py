@@ -124,10 +124,19 @@ def row_key(parts: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
     drop a training sample, never let one leak.
     """
     key = torch.zeros(parts[0][0].shape[0], dtype=torch.int64)
+    table = _multipliers(max(offset + values.shape[1] for values, offset in parts))
     for values, offset in parts:
-        multipliers = _MULTIPLIERS[offset : offset + values.shape[1]]
+        multipliers = table[offset : offset + values.shape[1]]
         key += (values.long() * multipliers).sum(1)
     return key
+
+
+def _multipliers(count: int) -> torch.Tensor:
+    """At least `count` multipliers; the table only grows, so every prefix stays the same."""
+    global _MULTIPLIERS
+    if len(_MULTIPLIERS) < count:
+        _MULTIPLIERS = torch.tensor(_splitmix64(1 << (count - 1).bit_length()), dtype=torch.int64)
+    return _MULTIPLIERS
 
 
 def _splitmix64(count: int, state: int = 0x5E1C0) -> list[int]:

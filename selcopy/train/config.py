@@ -27,7 +27,7 @@ class TrainConfig(BaseModel):
     max_inputs: int = Field(4_000_000, gt=0)
     validate_every: int = Field(100_000, gt=0)
     validation_batch_size: int = Field(1024, gt=0)
-    seed: int = Field(0, ge=0, description="base seed; each trial derives its own")
+    seed: int = Field(0, ge=0, le=9_000_000, description="base seed; each trial derives its own")
     compile: bool = Field(False, description="torch.compile the model's step (same numbers up to float rounding)")
     precision: Literal["float32", "bfloat16"] = Field(
         "float32", description="bfloat16: autocast the model (weights, optimizer and loss stay float32)"

@@ -18,6 +18,8 @@ def pick_device(name: str = "auto") -> torch.device:
         device = torch.device(name)
     except RuntimeError as e:
         raise SelcopyError(f"--device: unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from e
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise SelcopyError(f"--device {name}: not a device selcopy trains on (use auto, cpu, cuda, cuda:N or mps)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SelcopyError(f"--device {name}: CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MAX_OPS = 32  # op-count bins kept for the per-ops breakdown
+MAX_OPS = 64  # op-count bins kept for the per-ops breakdown; longer programs share the last bin
 _LOSS, _SAMPLES, _POSITIONS, _WRONG, _MASKED, _MASK_WRONG, _SAMPLE_WRONG = range(7)
 _BASE = 7
 

@@ -221,6 +221,30 @@ def test_a_variable_used_only_in_the_filter_counts_as_used(here, models):
     assert slugs(experiment) == ["l-5_odd-T", "l-6_odd-F"]
 
 
+def test_a_variable_that_changes_no_setting_is_refused(here, models):
+    message = error(
+        """
+        matrix: {l: [5], k: [3, 5], $filter: "${k} > 0"}
+        model: {layers: "${l}"}
+        """
+    )
+    assert message == ("exp.yml: runs 'exp/l-5_k-3' and 'exp/l-5_k-5' have the same settings: a matrix variable changes "
+                       "nothing that trains (used only in $filter or name?)")
+    trials = load("matrix: {trial: [1, 2]}\nmodel: {layers: 3}")
+    assert slugs(trials) == ["trial-1", "trial-2"]  # trials differ in their seed
+
+
+def test_a_key_given_twice_is_refused(here):
+    message = error(
+        """
+        model:
+          layers: 3
+          layers: 6
+        """
+    )
+    assert message == "exp.yml: line 4: key 'layers' given twice in one mapping"
+
+
 def test_undefined_variable_names_the_key(here):
     message = error(
         """

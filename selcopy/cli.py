@@ -326,8 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "questions; the run's own validation set never does)")
     p.add_argument("run", help="a run folder, e.g. runs/quickstart/trial-1_attn-0,0,T")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest", "previous"])
-    p.add_argument("--count", type=int, default=0, help="samples (default: the run's validation_count)")
-    p.add_argument("--seed", type=seed_int, default=None, help="seed of the drawn set (default: the run's validation_seed)")
+    p.add_argument("--count", type=positive_int, default=0, help="samples (default: the run's validation_count)")
+    p.add_argument("--seed", type=seed_int, default=None,
+                   help="seed of the drawn set (default: the run's validation_seed)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
     p.add_argument("--threads", type=positive_int, default=0, help="torch CPU threads")
     p.add_argument("--json", action="store_true")

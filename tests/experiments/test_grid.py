@@ -228,8 +228,8 @@ def test_a_variable_that_changes_no_setting_is_refused(here, models):
         model: {layers: "${l}"}
         """
     )
-    assert message == ("exp.yml: runs 'exp/l-5_k-3' and 'exp/l-5_k-5' have the same settings: a matrix variable changes "
-                       "nothing that trains (used only in $filter or name?)")
+    assert message == ("exp.yml: runs 'exp/l-5_k-3' and 'exp/l-5_k-5' have the same settings: a matrix variable "
+                       "changes nothing that trains (used only in $filter or name?)")
     trials = load("matrix: {trial: [1, 2]}\nmodel: {layers: 3}")
     assert slugs(trials) == ["trial-1", "trial-2"]  # trials differ in their seed
 

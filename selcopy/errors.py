@@ -23,7 +23,7 @@ def explain(error: ValidationError, where: str = "") -> str:
         text = f"{loc}: {msg}" if loc else msg
         if item["type"] in ("extra_forbidden", "missing"):
             text = f"{loc}: {'unknown setting' if item['type'] == 'extra_forbidden' else 'missing'}"
-        elif got is not None and not isinstance(got, dict):
+        elif got is not None and not isinstance(got, dict) and "got " not in msg:  # say the value once
             text += f" (got {got!r})"
         parts.append(text)
     prefix = f"{where}: " if where else ""

@@ -38,7 +38,7 @@ MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 class SplitSettings(BaseModel):
     """The task section's settings of the train/validation split (the article's values)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     train_count: int = Field(100_000, gt=0, description="fresh training samples per epoch")
     validation_count: int = Field(10_000, gt=0, description="size of the fixed validation set")
@@ -137,13 +137,14 @@ class RunSpec:
     def params(self) -> int:
         """Trainable parameters, shared tensors counted once; built without memory on `meta`."""
         from selcopy.models import build_model
+        from selcopy.models.base import count_parameters
 
         try:
             with torch.device("meta"):
                 model = build_model(self.model)
         except Exception:  # a model whose construction needs real values: build it for real
             model = self.build_model()
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return count_parameters(model)
 
     def config_dict(self) -> dict[str, Any]:
         """The standalone document a run folder stores as `config.yaml`."""
@@ -192,14 +193,15 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
     check_keys(settings, ["name", *fields, *SPLIT_KEYS, *prefixed], "task", where)
     base = {key: value for key, value in settings.items() if key in fields}
     split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
-    split = validated(lambda: SplitSettings(**split_settings), "task", where)
-    train_config = validated(lambda: config_cls.Config(**base), "task", where)
+    split = validated(lambda: SplitSettings.model_validate(split_settings, strict=True), "task", where)
+    train_config = validated(lambda: config_cls.Config.model_validate(base, strict=True), "task", where)
     resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
     for prefix in (VALIDATION, TEST):
         overrides = {key[len(prefix):]: value for key, value in settings.items()
                      if key.startswith(prefix) and key not in SPLIT_KEYS}
         rename = {key: prefix + key for key in overrides}
-        config = validated(lambda: config_cls.Config(**{**base, **overrides}), "task", where, rename)  # noqa: B023
+        config = validated(lambda: config_cls.Config.model_validate({**base, **overrides}, strict=True),  # noqa: B023
+                           "task", where, rename)
         values = config.model_dump(mode="json")
         resolved.update({prefix + key: values[key] for key in overrides})
     if not any(key.startswith(TEST) and key not in SPLIT_KEYS for key in resolved):
@@ -223,14 +225,14 @@ def resolve_model(raw: Any, where: str) -> dict[str, Any]:
     except SelcopyError as error:
         raise ConfigError(f"{where}: model.name: {error}") from None
     check_keys(settings, ["name", *type(defaults).model_fields], "model", where)
-    config = validated(lambda: model_config({**settings, "name": name}), "model", where)
+    config = validated(lambda: model_config({**settings, "name": name}, strict=True), "model", where)
     return {"name": name, **config.model_dump(mode="json")}
 
 
 def resolve_train(raw: Any, where: str) -> dict[str, Any]:
     settings = section_mapping(raw, "train", where)
     check_keys(settings, list(TrainConfig.model_fields), "train", where)
-    return validated(lambda: TrainConfig(**settings), "train", where).model_dump(mode="json")
+    return validated(lambda: TrainConfig.model_validate(settings, strict=True), "train", where).model_dump(mode="json")
 
 
 def section_mapping(raw: Any, section: str, where: str) -> dict[str, Any]:

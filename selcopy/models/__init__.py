@@ -24,15 +24,16 @@ MODELS: Registry[type[ModelConfig]] = Registry(
 DEFAULT_MODEL = "conv"
 
 
-def model_config(settings: Mapping[str, Any]) -> ModelConfig:
+def model_config(settings: Mapping[str, Any], strict: bool = False) -> ModelConfig:
     """`{"name": "conv", "layers": 3, ...}` -> a validated config (name defaults to conv).
 
     Raises `UnknownName` (did you mean ...?) for a bad name and `pydantic.ValidationError`
-    for bad settings; `selcopy.errors.explain` turns the latter into one line.
+    for bad settings; `selcopy.errors.explain` turns the latter into one line. `strict`: no
+    coercion (`true` is no layer count, `64.0` no batch size), as for experiment files.
     """
     settings = dict(settings)
     cls = MODELS[settings.pop("name", DEFAULT_MODEL)]
-    return cls.model_validate(settings)
+    return cls.model_validate(settings, strict=strict)
 
 
 def build_model(settings: Mapping[str, Any]) -> nn.Module:

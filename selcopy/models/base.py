@@ -24,7 +24,7 @@ class ModelConfig(BaseModel):
     for `selcopy ls models`) and implement `build`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: ClassVar[str]
     description: ClassVar[str] = ""

@@ -92,7 +92,7 @@ def mark_noise(rows: list[dict[str, Any]], metric: str = MAIN) -> None:
 
     for r in rows:
         noise = 2 * math.sqrt(se2(r) + se2(best))
-        r["vs best"] = "best" if r is best else ("≈" if abs(r[metric] - best[metric]) <= noise and noise else "")
+        r["vs best"] = "best" if r is best else ("≈" if abs(r[metric] - best[metric]) <= noise else "")
 
 
 def choose_columns(

@@ -55,7 +55,7 @@ def check_range(
 class TaskConfig(BaseModel):
     """Settings of one generator; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,8 @@ class Batch:
         rows["masked"] = rows["masked"][:, :width]
         return Batch(**rows)
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        moved = {f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)}
-        return Batch(**moved)
-
-    def pin_memory(self) -> Batch:
-        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:

@@ -30,7 +30,7 @@ def _parse_operators(value):
     if isinstance(value, str):
         pairs = [item.rsplit(":", 1) for item in value.split(",") if item.strip()]
         if any(len(p) != 2 for p in pairs):
-            raise ValueError(f"operators: expected 'op:weight,...', got {value!r}")
+            raise ValueError(f"expected 'op:weight,...', got {value!r}")
         return {op.strip(): weight for op, weight in pairs}
     return value
 

@@ -13,7 +13,7 @@ class TrainConfig(BaseModel):
     `max_inputs` and `validate_every` count samples (the article's "steps"), not batches.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     batch_size: int = Field(64, gt=0)
     optimizer: Literal["adamw"] = "adamw"

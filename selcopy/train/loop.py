@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from selcopy.models.base import count_parameters
 from selcopy.tasks.base import Batch
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
@@ -84,7 +85,7 @@ class Trainer:
         self.best: dict[str, float] = {}
         self.on_validation = on_validation
         self.progress = progress
-        self.params = sum(p.numel() for p in model.parameters())
+        self.params = count_parameters(model)
         self._validation = split.validation.to(device)
         self._test = split.test.to(device) if split.test is not None else None
         self._forward = torch.compile(self._forward_loss, dynamic=True) if config.compile else self._forward_loss
@@ -145,7 +146,7 @@ class Trainer:
         return metrics
 
     def _train_step(self, batch: Batch) -> torch.Tensor:
-        batch = batch.to(self.device, non_blocking=True)
+        batch = batch.to(self.device)
         masked, text = batch.masked.long(), batch.text.long()  # bytes are stored as uint8
         logits, loss = self._forward(masked, text)
         self.optimizer.zero_grad(set_to_none=True)

@@ -195,3 +195,22 @@ def test_no_test_set_without_a_test_setting():
 def test_bad_test_settings_are_named(task, message):
     with pytest.raises(ConfigError, match=r"^exp.yml: " + message):
         spec(task=task)
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"model": {"layers": True}}, "model.layers: Input should be a valid integer (got True)"),
+        ({"train": {"batch_size": 64.0}}, "train.batch_size: Input should be a valid integer (got 64.0)"),
+        ({"train": {"seed": True}}, "train.seed: Input should be a valid integer (got True)"),
+        ({"train": {"seed": 10**13}}, "train.seed: Input should be less than or equal to 9000000"),
+        ({"train": {"lr": float("inf")}}, "train.lr: Input should be a finite number (got inf)"),
+        ({"task": {"operators": {">": 1, "-": float("nan")}}}, "task.operators.-: Input should be a finite number"),
+        ({"task": {"input_length": [2.0, 5]}}, "task.input_length.0: Input should be a valid integer (got 2.0)"),
+        ({"task": {"validation_seed": 2**64}}, "task.validation_seed: Input should be less than or equal to"),
+    ],
+)
+def test_experiment_values_are_not_coerced(sections, message):
+    with pytest.raises(ConfigError) as info:
+        spec(**sections)
+    assert str(info.value).startswith("exp.yml: " + message)

@@ -33,9 +33,9 @@ def test_any_length_and_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model = build_model(SMALL)
-        model(torch.randint(0, 256, (1, 600)))
+        assert model(torch.randint(0, 256, (1, 600))).shape == (1, 600, 256)
         with torch.no_grad():
-            model.eval()(torch.randint(0, 256, (2, 5)))
+            assert model.eval()(torch.randint(0, 256, (2, 5))).shape == (2, 5, 256)
 
 
 def test_heads_must_divide_channels():

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -19,14 +18,6 @@ TINY = FILES / "tiny_grid.yml"  # tiny/trial-1, tiny/trial-2: 1,280 inputs, vali
 FAILING = FILES / "failing_grid.yml"  # failing/n-3 cannot fill its validation set, failing/n-26 can
 ATTN_LAST = FILES / "attn_last.yml"  # 4 runs: 2 trials x (l 5 | l 6, attention in the last layer)
 TIMES = ("train_time", "throughput")
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """`run --threads 1` sets torch's thread count for this process: restore it afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from selcopy.cli import main
@@ -16,13 +15,6 @@ from selcopy.experiments.store import RunStore
 
 FILES = Path(__file__).parent / "files"
 TIMES = ("train_time", "throughput")
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def write(path: Path, text: str) -> Path:

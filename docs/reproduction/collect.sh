@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Copy the small result files of the reproduction runs (config, metrics log, result, last
-# example image) from runs/ to docs/reproduction/runs/, so that the tables and plots of
-# docs/reproduction.md can be rebuilt from the repository:
-#   selcopy results FILE --runs docs/reproduction/runs --where ...
+# Copy the small result files of finished or running runs (config, metrics log, result, last
+# validation example image) out of runs/ into the repository, so that the tables and plots
+# of docs/reproduction.md and benchmarks/RESULTS.md can be rebuilt without training:
+#   selcopy results FILE --runs docs/reproduction/runs --unfinished
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for dir in runs/article/04-baselines runs/article/05-attention-invention \
-           runs/article/10-attention-6l-5ops; do
-  [ -d "$dir" ] || continue
-  for run in "$dir"/*/; do
+
+copy_runs() {  # copy_runs EXPERIMENT_FOLDER DESTINATION_ROOT [images]: runs/<name>/<slug> -> DESTINATION_ROOT/<name>/<slug>
+  local dir=$1 root=$2 images=${3:-}
+  [ -d "runs/$dir" ] || return 0
+  for run in "runs/$dir"/*/; do
     case "$run" in *.prev-*) continue ;; esac
-    target="docs/reproduction/$run"
+    local target="$root/$dir/$(basename "$run")"
     mkdir -p "$target"
     for f in config.yaml metrics.jsonl result.json; do
       [ -f "$run/$f" ] && cp "$run/$f" "$target/"
     done
-    [ -f "$run/examples/validation-latest.png" ] && cp "$run/examples/validation-latest.png" "$target/"
+    if [ -n "$images" ] && [ -f "$run/examples/validation-latest.png" ]; then
+      cp "$run/examples/validation-latest.png" "$target/"
+    fi
   done
+}
+
+copy_runs article/04-baselines docs/reproduction/runs images
+copy_runs article/10-attention-6l-5ops docs/reproduction/runs images
+copy_runs article/05-attention-invention docs/reproduction/runs
+for dir in quality/loss quality/bf16; do
+  copy_runs "$dir" benchmarks/quality/runs
 done
-du -sh docs/reproduction/runs
+du -sh docs/reproduction/runs benchmarks/quality/runs 2>/dev/null || true

@@ -162,13 +162,16 @@ def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     exp = load(args)
     stores = [RunStore(Path(args.runs), r.name) for r in exp.runs]
     stored = [(r.variables, store.result()) for r, store in zip(exp.runs, stores)]
-    latest = [(store.metrics() or [None])[-1] for store in stores] if args.unfinished else None
+    latest = None
+    if args.unfinished:  # runs still training (no result yet) at their latest validation; failed ones stay out
+        latest = [None if store.result() else (store.metrics() or [None])[-1] for store in stores]
     rows = tables.collect(stored, latest)
     missing = len(exp.runs) - len(rows)
     if not rows:
         what = "logged metrics" if args.unfinished else "finished runs"
         raise SelcopyError(f"{args.file}: no {what} under {args.runs}/ yet (run `selcopy run {args.file}`)")
-    rows = tables.aggregate(rows, exp.variables, args.average, args.std)
+    group = exp.variables + ["inputs"] * bool(args.unfinished)  # trials average only at the same progress
+    rows = tables.aggregate(rows, group, args.average, args.std)
     tables.mark_noise(rows)
     columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, args.average,
                                     partial=bool(args.unfinished))
@@ -214,40 +217,49 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if not config_path.is_file():
         raise SelcopyError(f"{folder}: not a run folder (no config.yaml)")
     try:
-        data = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as error:
-        raise SelcopyError(f"{config_path}: not valid YAML: {str(error).splitlines()[0]}") from None
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise SelcopyError(f"{config_path}: cannot be read: {str(error).splitlines()[0]}") from None
     spec = RunSpec.from_config_dict(data, str(config_path))
     path = folder / "checkpoints" / f"{args.checkpoint}.pt"
     if not path.is_file():
         raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
     try:
         state = checkpoint.load(path)
-    except checkpoint.CorruptCheckpoint as error:
+    except (checkpoint.CorruptCheckpoint, OSError) as error:
         raise SelcopyError(str(error)) from None
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = spec.build_model()
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as error:
+        raise SelcopyError(f"{path}: does not fit the model of {config_path}: "
+                           f"{str(error).strip().splitlines()[-1].strip()}") from None
     model.to(device)
-    name, settings = spec.task_settings("validation")
+    if args.data == "test" and not spec.has_test:
+        raise SelcopyError(f"--data test: {config_path} defines no test set (no test_<setting> in its task)")
+    name, settings = spec.task_settings(args.data)
     changes = task_flags(TASKS[name].Config, extra)
     task = make_task(name, {**settings, **changes})
-    if changes or args.count or args.seed is not None:
-        count = args.count or spec.task["validation_count"]
-        seed = spec.task["validation_seed"] if args.seed is None else args.seed
+    if changes or args.count or args.seed is not None:  # a new draw (it may hold training questions)
+        count = args.count or spec.task[f"{args.data}_count"]
+        seed = spec.task[f"{args.data}_seed"] if args.seed is None else args.seed
         eval_data = unique_samples(task, count, torch.Generator().manual_seed(seed))
-    else:  # the run's own validation set, exactly
-        eval_data = spec.build_split().validation
+        flags = [f"--{k.replace('_', '-')} {v}" for k, v in changes.items()]
+        described = f"drawn from seed {seed}" + "".join(f", {f}" for f in flags)
+    else:  # the run's own fixed set, exactly
+        split = spec.build_split()
+        eval_data = split.validation if args.data == "validation" else split.test
+        described = f"the run's {args.data} set"
     metrics = summarize(evaluate(model, eval_data, spec.train_config(), device), "")
     report = {"run": spec.name, "checkpoint": args.checkpoint, "inputs": int(state["inputs"]),
-              "samples": len(eval_data), "task": {"name": name, **task.config.model_dump(mode="json")},
-              "metrics": metrics}
+              "samples": len(eval_data), "data": described,
+              "task": {"name": name, **task.config.model_dump(mode="json")}, "metrics": metrics}
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    described = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items()) or "its validation set"
     print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {len(eval_data):,} samples "
           f"({described})")
     for key, value in metrics.items():
@@ -326,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "questions; the run's own validation set never does)")
     p.add_argument("run", help="a run folder, e.g. runs/quickstart/trial-1_attn-0,0,T")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest", "previous"])
+    p.add_argument("--data", default="validation", choices=["validation", "test"],
+                   help="the run's fixed set to use, or whose settings task flags change (default: validation)")
     p.add_argument("--count", type=positive_int, default=0, help="samples (default: the run's validation_count)")
     p.add_argument("--seed", type=seed_int, default=None,
                    help="seed of the drawn set (default: the run's validation_seed)")

@@ -448,3 +448,33 @@ def test_eval_bad_input_exits_2_with_one_line(tiny_runs, capsys, damage, args, m
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err
     assert snapshot(runs) == before
+
+
+def test_eval_of_a_runs_test_set_and_of_a_new_draw(tmp_path, capsys):
+    grid = tmp_path / "t.yml"
+    grid.write_text(TINY.read_text().replace("validation_count: 200}", "validation_count: 200, test_num_operations: 2,"
+                                             " test_count: 150}"))
+    runs = tmp_path / "runs"
+    assert run(capsys, str(grid), "--runs", str(runs))[0] == 0
+    folder = runs / "tiny" / "trial-1"
+    logged = json.loads((folder / "result.json").read_text())["metrics"]
+    report = eval_json(capsys, str(folder), "--checkpoint", "latest", "--data", "test")
+    assert report["samples"] == 150 and report["data"] == "the run's test set"
+    assert report["metrics"]["sample_error%"] == pytest.approx(logged["test_sample_error%"], rel=1e-6)
+    drawn = eval_json(capsys, str(folder), "--count", "50")
+    assert drawn["samples"] == 50 and drawn["data"] == "drawn from seed 23"
+
+
+def test_eval_refuses_what_does_not_fit(tiny_runs, capsys, tmp_path):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    assert main(["eval", str(folder), "--data", "test", "--device", "cpu"]) == 2
+    assert "defines no test set" in capsys.readouterr().err
+    config = folder / "config.yaml"
+    config.write_text(config.read_text().replace("channels: 8", "channels: 16"))
+    assert main(["eval", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit the model of" in err
+    config.write_bytes(b"\xff\xfe name: x")
+    assert main(["eval", str(folder), "--device", "cpu"]) == 2
+    assert "cannot be read" in capsys.readouterr().err

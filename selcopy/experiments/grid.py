@@ -75,16 +75,25 @@ class DuplicateKey(yaml.YAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
-    """yaml.safe_load, except that a key given twice in one mapping is an error, not last-wins."""
+    """yaml.safe_load, except that a key given twice in one mapping is an error, not last-wins,
+    and that `5e-4` is a number (YAML 1.2) rather than the string YAML 1.1 makes of it."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise DuplicateKey(f"line {key_node.start_mark.line + 1}: key '{key}' given twice in one mapping")
-            seen.add(key)
+            if isinstance(key, (str, int, float, bool)):  # other keys: SafeLoader's own error
+                if key in seen:
+                    raise DuplicateKey(f"line {key_node.start_mark.line + 1}: key '{key}' given twice in one mapping")
+                seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_implicit_resolver(  # floats with an exponent but no dot, e.g. 5e-4 or 1E6
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def read_yaml(path: Path, where: str) -> dict[str, Any]:

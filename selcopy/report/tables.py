@@ -68,7 +68,8 @@ def aggregate(rows: list[dict[str, Any]], variables: list[str], average: str | N
     out = []
     for members in groups.values():
         merged = {k: members[0].get(k) for k in keys}
-        numeric = [k for k, v in members[0].items() if isinstance(v, (int, float)) and k not in variables]
+        numeric = [k for k in dict.fromkeys(k for m in members for k in m)  # every metric any trial has
+                   if k not in variables and any(isinstance(m.get(k), (int, float)) for m in members)]
         for k in numeric:
             values = [m[k] for m in members if k in m]
             merged[k] = mean(values)

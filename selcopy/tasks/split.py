@@ -46,8 +46,9 @@ def unique_samples(
             break
         # enough for what is missing at the yield just seen, with a margin, within the cap
         draw = min(int((count - have) * draw / max(len(index), 1) * 1.2) + 64, cap)
+    fixed = f" besides the {len(exclude):,} of the fixed sets" if exclude is not None and len(exclude) else ""
     raise SelcopyError(
-        f"task '{task.name}' yields only about {have} distinct questions under these settings, "
+        f"task '{task.name}' yields only about {have} distinct questions under these settings{fixed}, "
         f"{count} were asked for: widen the settings or lower the count"
     )
 
@@ -64,7 +65,7 @@ class DataSplit:
     """The validation set (built once), an optional test set, and the training epochs of one run.
 
     test: (task, count, seed) of a fixed test set (e.g. longer programs than trained on), drawn
-    once like the validation set. Training epochs exclude the questions of both fixed sets.
+    once like the validation set and apart from it. Training epochs exclude the questions of both.
     """
 
     def __init__(
@@ -84,8 +85,8 @@ class DataSplit:
         self.test: Batch | None = None
         if test is not None:
             task, count, seed = test
-            self.test = unique_samples(task, count, torch.Generator().manual_seed(seed))
-            self._exclude = torch.cat([self._exclude, self.test.key]).unique()  # sorted
+            self.test = unique_samples(task, count, torch.Generator().manual_seed(seed), exclude=self._exclude)
+            self._exclude = torch.cat([self._exclude, self.test.key]).sort().values
 
     def epoch(self, seed: int) -> Batch:
         """`train_count` fresh training samples for one epoch, drawn from `seed`."""

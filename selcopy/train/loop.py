@@ -102,6 +102,7 @@ class Trainer:
             "best": dict(self.best),
             "rng": torch.get_rng_state(),
             "seed": self.seed,
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -112,6 +113,8 @@ class Trainer:
         self.stream.inputs, self.step = int(state["inputs"]), int(state["step"])
         self.train_time, self.best = float(state["train_time"]), dict(state["best"])
         torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":  # dropout on the GPU draws from its own generator
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
     @property
     def inputs(self) -> int:

@@ -79,5 +79,6 @@ def summarize(stats: torch.Tensor, prefix: str) -> dict[str, float]:
     for k in range(MAX_OPS):
         n = s[_BASE + k]
         if n:
-            out[f"{prefix}sample_error%_ops{k}"] = 100 * s[_BASE + MAX_OPS + k] / n
+            plus = "+" if k == MAX_OPS - 1 else ""  # the last bin holds every longer program too
+            out[f"{prefix}sample_error%_ops{k}{plus}"] = 100 * s[_BASE + MAX_OPS + k] / n
     return out

@@ -245,6 +245,15 @@ def test_a_key_given_twice_is_refused(here):
     assert message == "exp.yml: line 4: key 'layers' given twice in one mapping"
 
 
+def test_numbers_with_an_exponent_are_numbers(here, models):
+    run = load("train: {lr: 5e-4, weight_decay: 1E-2}").runs[0]
+    assert run.train["lr"] == 0.0005 and run.train["weight_decay"] == 0.01
+
+
+def test_a_key_that_is_a_list_is_a_yaml_error(here):
+    assert error("matrix: {trial: [1], [x]: 2}").startswith("exp.yml: YAML syntax error at line 1")
+
+
 def test_undefined_variable_names_the_key(here):
     message = error(
         """

@@ -80,10 +80,10 @@ def test_resume_truncates_metrics_logged_after_the_checkpoint(tmp_path):
 def test_a_run_with_dropout_does_not_depend_on_the_runs_before_it(tmp_path, capsys):
     """trial-2 trained after trial-1 (one `run` of the grid) and alone (`--where`) must be the same run.
 
-    Dropout draws from torch's global generator, which `train_run` never seeds from the run's seed:
-    its state is whatever the process left, so trial-2's numbers depend on what trained before it
-    (the whole grid, `--where`, `--skip-existing`). Checkpoints save and restore that state, which is
-    why killing and resuming alone does not show it.
+    Dropout draws from torch's global generator: unless the trainer seeds it from the run's seed,
+    its state is whatever the process left, and trial-2's numbers would depend on what trained before
+    it (the whole grid, `--where`, `--skip-existing`). Checkpoints save and restore that state, which
+    is why killing and resuming alone would not show it.
     """
     grid = write(tmp_path / "drop.yml", """
 name: drop

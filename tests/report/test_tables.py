@@ -257,6 +257,17 @@ def test_unfinished_shows_running_runs_at_their_latest_validation(capsys, tmp_pa
     assert rows[2, 3]["inputs"] == 6400
     assert rows[3, 5]["trials"] == 1  # failed runs logged nothing here: still left out
     assert err.strip() == "(2 of 12 runs have logged nothing, left out)"
+    # a trial further behind is a row of its own, not averaged with finished ones; a failed run
+    # stays out even if it logged metrics before it failed
+    behind = root / load_experiment(GRID).runs[10].name  # trial 3, l 3, k 3
+    (behind / "result.json").unlink()
+    (behind / "metrics.jsonl").write_text(json.dumps(dict(fake_metrics({"trial": 3, "l": 3, "k": 3}), inputs=3200)))
+    failed = root / load_experiment(GRID).runs[7].name  # trial 2, l 3, k 5: failed
+    (failed / "metrics.jsonl").write_text(json.dumps(fake_metrics({"trial": 2, "l": 3, "k": 5})))
+    _, out, _ = results(capsys, root, "--json", "--unfinished")
+    rows = json.loads(out)
+    at = {(r["l"], r["k"], r["inputs"]): r["trials"] for r in rows}
+    assert at[3, 3, 6400] == 2 and at[3, 3, 3200] == 1 and at[3, 5, 6400] == 1
     status, out, _ = results(capsys, root, "--unfinished")
     header = parse_markdown(out)[0]
     assert list(header)[:3] == ["l", "k", "inputs"] and parse_markdown(out)[0]["inputs"] == "6,400"

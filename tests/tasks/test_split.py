@@ -63,7 +63,7 @@ def test_training_never_sees_a_test_question():
     task = make_task("program", TINY)  # 36 questions: every epoch would hit the fixed sets if it could
     split = DataSplit(task, task, train_count=12, validation_count=10, validation_seed=23, test=(task, 8, 29))
     test, validation = set(_questions(split.test)), set(_questions(split.validation))
-    assert len(test) == 8
+    assert len(test) == 8 and not test & validation
     for epoch in range(60):
         seen = set(_questions(split.epoch(epoch)))
         assert len(seen) == 12 and not seen & test and not seen & validation

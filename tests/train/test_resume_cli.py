@@ -104,7 +104,8 @@ def assert_same_as_uninterrupted(folder: Path, uninterrupted: Path) -> None:
     b = json.loads((folder / "result.json").read_text())
     assert b["status"] == a["status"] == "finished"
     assert without_times(b["metrics"]) == without_times(a["metrics"])
-    for key in ("validation_loss", "validation_sample_error%", "validation_mask_error%", "train_loss", "lr"):
+    for key in ("validation_loss", "validation_sample_error%", "validation_mask_error%", "train_loss", "lr",
+                "test_loss", "test_sample_error%"):
         assert b["metrics"][key] == a["metrics"][key], key  # exact, not approximately
     assert b["best"] == a["best"]
     rows_a, rows_b = metric_rows(uninterrupted), metric_rows(folder)

@@ -102,13 +102,13 @@ def choose_columns(
 ) -> list[str]:
     """The varying settings, (`inputs` when unfinished runs are shown), trials, the metrics."""
     varying = [v for v in variables if v != average and len({repr(r.get(v)) for r in rows}) > 1]
-    spread = [c for c in rows[0] if c.endswith(("(std)", "(min)", "(max)"))] if rows else []
-    columns = varying + ["trials"] * bool(average and average in variables) + list(METRICS)
-    if partial:
-        columns = varying + ["inputs"] + columns[len(varying):]
-    columns = _insert_after(columns, MAIN, spread)
+    columns = varying + ["inputs"] * partial + ["trials"] * bool(average and average in variables) + list(METRICS)
     if any(TEST_MAIN in r for r in rows):  # runs with a test set (e.g. longer programs than trained on)
-        columns = _insert_after(columns, (spread or [MAIN])[-1], [TEST_MAIN])
+        columns = _insert_after(columns, MAIN, [TEST_MAIN])
+    spread = [c for c in rows[0] if c.endswith(("(std)", "(min)", "(max)"))] if rows else []
+    for column in reversed(spread):  # each spread column right after its own column (or at the end)
+        base = column.rsplit(" (", 1)[0]
+        columns = _insert_after(columns, base, [column]) if base in columns else columns + [column]
     if any("vs best" in r for r in rows):
         columns.append("vs best")
     known = {c for r in rows for c in r}

@@ -10,11 +10,13 @@ OUT=${OUT:-docs/reproduction}
 table() { echo; echo "\$ selcopy results $*"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
 
 # 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer solves it
-table experiments/article/04-baselines.yml
+table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'
 table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%
+# 3. LSTM and Mamba beside the conv of (1)
+table experiments/article/04-baselines.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \

@@ -6,7 +6,6 @@ Exit status: 0 success, 2 bad input (one line on stderr), 1 a run failed.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from selcopy.errors import SelcopyError, explain
+from selcopy.errors import SelcopyError, did_you_mean, explain
 
 EXAMPLES = """examples:
   selcopy sample program --count 5 --input-length 2,5 --num-operations 1,5
@@ -51,9 +50,9 @@ def task_flags(config_cls: Any, extra: list[str]) -> dict[str, str]:
     while i < len(extra):
         flag, _, value = extra[i].partition("=")
         if not flag.startswith("--") or flag[2:] not in known:
-            close = difflib.get_close_matches(flag.lstrip("-"), known, n=1)
-            hint = f"; did you mean --{close[0]}?" if close else ""
-            raise SelcopyError(f"unknown option {flag!r}{hint} options: {' '.join('--' + k for k in known)}")
+            dashed = "--{}".format
+            hint = did_you_mean(flag.lstrip("-"), known, show=dashed, listed=dashed, known="options", list_always=True)
+            raise SelcopyError(f"unknown option {flag!r}{hint}")
         if not value:
             if i + 1 >= len(extra):
                 raise SelcopyError(f"option {flag} needs a value")

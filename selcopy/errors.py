@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Iterable
+
 from pydantic import ValidationError
 
 
@@ -11,6 +14,35 @@ class SelcopyError(Exception):
 
 class ConfigError(SelcopyError):
     """A setting is invalid; the message names where (file, key) and what is wrong."""
+
+
+def did_you_mean(
+    word: object,
+    choices: Iterable[str],
+    *,
+    show: Callable[[str], str] = "'{}'".format,
+    listed: Callable[[str], str] = str,
+    known: str = "known",
+    list_always: bool = False,
+    cutoff: float = 0.6,
+) -> str:
+    """The one hint for a misspelt name: "; did you mean 'x'?" for the closest choice,
+    followed (with `list_always`) or, without a close one, replaced by the list of them all;
+    `show` formats the suggestion, `listed` each listed name.
+
+    >>> did_you_mean("cnov", ["conv", "lstm"])
+    "; did you mean 'conv'?"
+    >>> did_you_mean("zzz", ["conv", "lstm"])
+    '; known: conv, lstm'
+    >>> did_you_mean("lsmt", ["conv", "lstm"], known="available", list_always=True)
+    "; did you mean 'lstm'? available: conv, lstm"
+    """
+    choices = list(choices)
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=cutoff)
+    hint = f"; did you mean {show(close[0])}?" if close else ""
+    if choices and (list_always or not close):
+        hint += f"{' ' if close else '; '}{known}: {', '.join(listed(c) for c in choices)}"
+    return hint
 
 
 def explain(error: ValidationError, where: str = "") -> str:

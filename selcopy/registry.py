@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from selcopy.errors import SelcopyError
+from selcopy.errors import SelcopyError, did_you_mean
 
 T = TypeVar("T")
 
@@ -34,9 +33,8 @@ class Registry(Generic[T]):
     def __getitem__(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name]
-        close = difflib.get_close_matches(str(name), self._entries, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ";"
-        raise UnknownName(f"unknown {self.kind} '{name}'{hint} available: {', '.join(self._entries)}")
+        hint = did_you_mean(name, self._entries, known="available", list_always=True, cutoff=0.5)
+        raise UnknownName(f"unknown {self.kind} '{name}'{hint}")
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import itertools
 import json
 import re
@@ -30,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from selcopy.errors import ConfigError
+from selcopy.errors import ConfigError, did_you_mean
 from selcopy.experiments.expr import PLACEHOLDER, evaluate
 from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
 
@@ -119,8 +118,7 @@ def read_yaml(path: Path, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: expected a mapping with keys {keys}, got {type(doc).__name__}")
     for key in doc:
         if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(TOP_KEYS)}"
+            hint = did_you_mean(key, TOP_KEYS)
             raise ConfigError(f"{where}: {key}: unknown top-level key{hint}")
     return doc
 
@@ -139,7 +137,7 @@ def parse_matrix(raw: Any, where: str) -> tuple[dict[str, list[Any]], str | None
                 raise ConfigError(f"{where}: matrix.{FILTER}: expected an expression, got {values!r}")
             expression = values
         elif isinstance(key, str) and key.startswith("$"):
-            raise ConfigError(f"{where}: matrix.{key}: unknown setting (did you mean '{FILTER}'?)")
+            raise ConfigError(f"{where}: matrix.{key}: unknown setting; did you mean '{FILTER}'?")
         elif not isinstance(key, str) or not VARIABLE.fullmatch(key):
             raise ConfigError(f"{where}: matrix: variable name {key!r} must be letters, digits and _")
         elif not isinstance(values, list):

@@ -9,7 +9,6 @@ where tasks and models meet: they never import each other.
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
-from selcopy.errors import ConfigError, SelcopyError, explain
+from selcopy.errors import ConfigError, SelcopyError, did_you_mean, explain
 from selcopy.tasks import TASKS, make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
@@ -255,8 +254,7 @@ def check_keys(settings: dict[Any, Any], known: Iterable[str], section: str, whe
     known = list(known)
     for key in settings:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; known: {', '.join(known)}"
+            hint = did_you_mean(key, known)
             raise ConfigError(f"{where}: {section + '.' if section else ''}{key}: unknown setting{hint}")
 
 
@@ -266,10 +264,7 @@ def check_prefixed_keys(settings: dict[Any, Any], prefix: str, fields: list[str]
         if isinstance(key, str) and key.startswith(prefix) and key not in SPLIT_KEYS:
             field = key[len(prefix):]
             if field not in fields:
-                close = difflib.get_close_matches(field, fields, n=1, cutoff=0.6)
-                hint = f"; task settings: {', '.join(fields)}"
-                if close:
-                    hint = f" (did you mean '{prefix}{close[0]}'?)"
+                hint = did_you_mean(field, fields, show=f"'{prefix}{{}}'".format, known="task settings")
                 raise ConfigError(
                     f"{where}: task.{key}: unknown setting: '{field}' is not a setting of task '{task}'{hint}"
                 )

@@ -13,7 +13,6 @@ the panel (a little lower if its `0` label would touch a decade's label), labell
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import math
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from selcopy.errors import SelcopyError
+from selcopy.errors import SelcopyError, did_you_mean
 from selcopy.train.checkpoint import atomic_write
 
 TRIAL = "trial"
@@ -121,9 +120,7 @@ def resolve_metrics(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
 
 
 def _suggest(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    return f"{hint} available: {', '.join(choices)}" if choices else hint
+    return did_you_mean(name, choices, show=str, known="available", list_always=True)
 
 
 def value_key(value: Any) -> str:

@@ -278,17 +278,17 @@ def test_misspelt_model_key(here, models):
         model: {layers: "${l}", attenion: [0, 0, 0, 0, true]}
         """
     )
-    assert message == "exp.yml: run trial-1_l-5: model.attenion: unknown setting (did you mean 'attention'?)"
+    assert message == "exp.yml: run trial-1_l-5: model.attenion: unknown setting; did you mean 'attention'?"
 
 
 def test_misspelt_task_key(here):
     message = error("task: {num_operation: 5}")
-    assert message == "exp.yml: task.num_operation: unknown setting (did you mean 'num_operations'?)"
+    assert message == "exp.yml: task.num_operation: unknown setting; did you mean 'num_operations'?"
 
 
 def test_misspelt_train_key(here, models):
     message = error("train: {batchsize: 32}")
-    assert message == "exp.yml: train.batchsize: unknown setting (did you mean 'batch_size'?)"
+    assert message == "exp.yml: train.batchsize: unknown setting; did you mean 'batch_size'?"
 
 
 def test_unknown_key_without_a_close_match_lists_the_known(here):
@@ -326,7 +326,7 @@ def test_unknown_model_name(here, models):
 
 
 def test_unknown_top_level_key(here):
-    assert error("modle: {layers: 3}") == "exp.yml: modle: unknown top-level key (did you mean 'model'?)"
+    assert error("modle: {layers: 3}") == "exp.yml: modle: unknown top-level key; did you mean 'model'?"
 
 
 def test_scalar_matrix_entry(here):
@@ -346,7 +346,7 @@ def test_scalar_matrix_entry(here):
         ("- 1\n- 2\n", "exp.yml: expected a mapping with keys name, matrix, task, model, train, got list"),
         ("matrix: 5", "exp.yml: matrix: expected a mapping of variable -> list of values, got 5"),
         ("matrix: {l: []}", "exp.yml: matrix.l: the list of values is empty"),
-        ("matrix: {l: [1], $filtr: x}", "exp.yml: matrix.$filtr: unknown setting (did you mean '$filter'?)"),
+        ("matrix: {l: [1], $filtr: x}", "exp.yml: matrix.$filtr: unknown setting; did you mean '$filter'?"),
         ("matrix: {l-x: [1]}", "exp.yml: matrix: variable name 'l-x' must be letters, digits and _"),
         ("model: conv", "exp.yml: model: expected a mapping of settings, got 'conv'"),
         ("name: [1]", "exp.yml: name: expected a string, got [1]"),
@@ -424,7 +424,7 @@ def test_validation_override_of_an_unknown_field(here):
         "exp.yml: task.validation_foo: unknown setting: 'foo' is not a setting of task 'program'"
     )
     close = error("task: {validation_num_operation: 5}")
-    assert close.endswith("(did you mean 'validation_num_operations'?)")
+    assert close.endswith("; did you mean 'validation_num_operations'?")
 
 
 def test_invalid_override_names_the_validation_key(here):

@@ -7,7 +7,10 @@ cd "$(dirname "$0")/../.."
 SELCOPY=${SELCOPY:-.venv/bin/selcopy}
 R=${RUNS:-docs/reproduction/runs}
 OUT=${OUT:-docs/reproduction}
-table() { echo; echo "\$ selcopy results $*"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
+shown() {  # the arguments as one could paste them into a shell
+  local a; for a in "$@"; do case $a in *[\ \$\"\[]*) printf " '%s'" "$a" ;; *) printf ' %s' "$a" ;; esac; done
+}
+table() { echo; echo "\$ selcopy results$(shown "$@" --runs "$R" --unfinished)"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
 
 # 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer solves it
 table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'

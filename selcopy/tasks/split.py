@@ -27,21 +27,20 @@ def unique_samples(
     if count < 1:
         raise SelcopyError(f"sample count must be positive, got {count}")
     parts: list[Batch] = []
-    seen = exclude if exclude is not None else torch.empty(0, dtype=torch.int64)
+    seen = [exclude] if exclude is not None else []  # sorted key tensors
     have, draw = 0, count + count // 32 + 16
     cap = 8 * count + 1024  # never more per round, whatever the yield
     for _ in range(MAX_ROUNDS):
         need = count - have
         batch = task.sample_batch(draw, generator)
-        fresh = _first_occurrences(batch.key) & ~torch.isin(batch.key, seen)
-        index = fresh.nonzero().squeeze(1)
+        index, fresh_keys = _fresh(batch.key, seen)
         if len(index):
             part = batch.select(index[:need])
             parts.append(part)
             have += len(part)
             if have == count:
                 return Batch.cat(parts) if len(parts) > 1 else parts[0]
-            seen = torch.cat([seen, part.key]).sort().values
+            seen.append(fresh_keys)  # all of them were taken: the round fell short
         elif draw >= cap:  # even the largest draw found nothing new: the settings are exhausted
             break
         # enough for what is missing at the yield just seen, with a margin, within the cap
@@ -53,12 +52,18 @@ def unique_samples(
     )
 
 
-def _first_occurrences(key: torch.Tensor) -> torch.Tensor:
-    """Boolean (N,): True where a key appears for the first time in the row order."""
-    _, inverse = torch.unique(key, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), len(key), dtype=torch.int64)
-    first.scatter_reduce_(0, inverse, torch.arange(len(key)), reduce="amin")
-    return torch.zeros(len(key), dtype=torch.bool).index_fill_(0, first, True)
+def _fresh(key: torch.Tensor, seen: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (ascending) of the rows whose key is new: not in any of the sorted `seen`
+    tensors and not in an earlier row. Also their keys, sorted. One stable sort of `key`,
+    then a binary search per seen tensor."""
+    ordered, order = torch.sort(key, stable=True)  # equal keys keep their row order
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    for known in seen:
+        if len(known):
+            at = torch.searchsorted(known, ordered).clamp_(max=len(known) - 1)
+            first &= known[at] != ordered
+    return order[first].sort().values, ordered[first]
 
 
 class DataSplit:

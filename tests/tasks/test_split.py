@@ -1,9 +1,11 @@
+import hypothesis.strategies as st
 import pytest
 import torch
+from hypothesis import given
 
 from selcopy.errors import SelcopyError
 from selcopy.tasks import make_task
-from selcopy.tasks.split import DataSplit, unique_samples
+from selcopy.tasks.split import DataSplit, _fresh, unique_samples
 
 TINY = {"num_items": 3, "input_length": 3, "num_operations": 1, "operators": {">": 1}}  # 36 questions
 
@@ -69,3 +71,17 @@ def test_training_never_sees_a_test_question():
         assert len(seen) == 12 and not seen & test and not seen & validation
     again = DataSplit(task, task, train_count=12, validation_count=10, validation_seed=23, test=(task, 8, 29))
     assert again.test.texts() == split.test.texts()
+
+
+@given(
+    keys=st.lists(st.integers(-5, 5), max_size=40),
+    seen=st.lists(st.lists(st.integers(-5, 5), max_size=8), max_size=3),
+)
+def test_fresh_keeps_first_occurrences_of_unseen_keys(keys, seen):
+    key = torch.tensor(keys, dtype=torch.int64)
+    known = [torch.tensor(sorted(s), dtype=torch.int64) for s in seen]
+    index, fresh_keys = _fresh(key, known)
+    excluded = {k for s in seen for k in s}
+    expected = [i for i, k in enumerate(keys) if k not in excluded and k not in keys[:i]]
+    assert index.tolist() == expected
+    assert fresh_keys.tolist() == sorted(keys[i] for i in expected)

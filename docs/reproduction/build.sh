@@ -15,6 +15,7 @@ table() { echo; echo "\$ selcopy results$(shown "$@" --runs "$R" --unfinished)";
 # 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer solves it
 table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'
 table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
+table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%

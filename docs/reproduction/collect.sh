@@ -24,6 +24,7 @@ copy_runs() {  # copy_runs EXPERIMENT_FOLDER DESTINATION_ROOT [images]: runs/<na
 
 copy_runs article/04-baselines docs/reproduction/runs images
 copy_runs article/10-attention-6l-5ops docs/reproduction/runs images
+copy_runs article/10-attention-6l-last-trials docs/reproduction/runs images
 copy_runs article/05-attention-invention docs/reproduction/runs
 for dir in quality/loss quality/bf16; do
   copy_runs "$dir" benchmarks/quality/runs

@@ -25,5 +25,6 @@ table experiments/article/04-baselines.yml
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \
   --where '${attn} == [0, 0, 0, 0, 0, true]' --out "$OUT/attention-6l.png"
+"$SELCOPY" plot experiments/article/10-attention-6l-last-trials.yml --runs "$R" --out "$OUT/attention-6l-trials.png"
 "$SELCOPY" plot experiments/article/05-attention-invention.yml --runs "$R" \
   --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' --group-by attn --out "$OUT/attention-study.png"

@@ -12,7 +12,7 @@ shown() {  # the arguments as one could paste them into a shell
 }
 table() { echo; echo "\$ selcopy results$(shown "$@" --runs "$R" --unfinished)"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
 
-# 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer solves it
+# 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer largely solves it (3 trials)
 table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'
 table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
 table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%

@@ -8,11 +8,17 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 - reference: what the article's trainer does per batch, written independently here:
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step.
-- float32 model step alone: forward, loss, backward and optimizer step on one batch made
-  beforehand. Both paths pay at least this; its ratio to the reference is the most that any
-  work on data, syncs and Python can gain in float32 (bfloat16 changes the model's cost).
+- model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
+  step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
+  least this in its precision: its ratio to the reference is the most that any work on data,
+  syncs and Python can gain.
+- `--breakdown`: where the model step's time goes, from a profile of it in `--precision`: the
+  convolution and matrix-product kernels (oneDNN / BLAS calls: no Python can make them
+  cheaper), their share and their GFLOP/s (FLOPs counted by `torch.utils.flop_counter`), and
+  `torch.mm`'s GFLOP/s on one product of the same size as one conv layer's.
 
     python benchmarks/throughput.py [--models conv6 lstm] [--steps 60] [--json] [--device cpu]
+                                    [--precision bfloat16] [--breakdown]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,7 +43,7 @@ from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
 from selcopy.train.device import pick_device  # noqa: E402
-from selcopy.train.loop import Trainer  # noqa: E402
+from selcopy.train.loop import Trainer, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 
 MODELS = {
@@ -113,27 +120,94 @@ def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device
     return steps * BATCH / best
 
 
-def model_step_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int) -> float:
-    """The ceiling of both paths in float32: forward, loss, backward and optimizer step on one
-    batch made beforehand (no data, no metrics, no schedule). What the model itself costs."""
+def bare_step(settings: dict, device: torch.device, loss: str, precision: str):
+    """Forward (in `precision`), loss, backward and optimizer step on one batch made beforehand:
+    what the model itself costs, without data, metrics or schedule."""
     torch.manual_seed(0)
     model = build_model(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=device.type in ("cpu", "cuda"))
     batch = make_task("program", TASK).sample_batch(BATCH, torch.Generator().manual_seed(1)).to(device)
     masked, text = batch.masked.long(), batch.text.long()
+
+    def step() -> None:
+        value = LOSSES[loss](logits_of(model, masked, precision), text)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+
+    return step
+
+
+def model_step_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int,
+                    precision: str) -> float:
+    """The ceiling of the selcopy path in `precision`: samples/s of the bare model step."""
+    step = bare_step(settings, device, loss, precision)
     best = float("inf")
     for round_ in range(repeat + 1):  # round 0 warms up
         _sync(device)
         start = time.perf_counter()
         for _ in range(warmup if round_ == 0 else steps):
-            value = LOSSES[loss](model(masked), text)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
+            step()
         _sync(device)
         if round_:
             best = min(best, time.perf_counter() - start)
     return steps * BATCH / best
+
+
+# The ops whose kernels do a model's multiply-adds (oneDNN / BLAS / cuDNN / cuBLAS calls).
+KERNELS = re.compile(r"convolution|mkldnn_rnn|_cudnn_rnn|\b(addmm|mm|bmm|baddbmm)\b")
+
+
+def breakdown(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, precision: str,
+              step_ms: float) -> dict:
+    """Where the bare model step's time (`step_ms`, measured without the profiler) goes: its
+    convolution and matrix-product kernels, timed in a profile of `steps` steps (the profiler's
+    own cost per op inflates the many small ops, not these), against the rest."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = bare_step(settings, device, loss, precision)
+    for _ in range(warmup):
+        step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    # Ops are CPU events; on CUDA each also carries the device time of the kernels it launched.
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    ops = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    kernels = sum(getattr(e, attr) for e in ops if KERNELS.search(e.key)) / steps / 1e3
+    row = {"step_ms": round(step_ms, 3), "kernel_ms": round(kernels, 3), "kernel_share": round(kernels / step_ms, 3),
+           "gflop_per_step": None, "kernel_gflop_per_s": None, "mm_gflop_per_s": None}
+    if settings["name"] == "conv":  # the flop counter knows every multiply-add of these (not the LSTM's or scan's)
+        flops = counter.get_total_flops()
+        row.update(gflop_per_step=round(flops / 1e9, 3), kernel_gflop_per_s=round(flops / kernels / 1e6, 1),
+                   mm_gflop_per_s=round(mm_rate(settings, device, precision), 1))
+    return row
+
+
+def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
+    """GFLOP/s of `torch.mm` in `precision` on one product the size of one conv layer's
+    (B*L x k*C times k*C x C, as an im2col convolution would compute it)."""
+    length = make_task("program", TASK).max_length()
+    cfg = build_model(settings).cfg
+    c, k = cfg.channels, cfg.kernel_sizes()[0]
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    a = torch.randn(BATCH * length, k * c, device=device, dtype=dtype)
+    b = torch.randn(k * c, c, device=device, dtype=dtype)
+    best = float("inf")
+    for round_ in range(4):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(50):
+            a @ b
+        _sync(device)
+        if round_:
+            best = min(best, (time.perf_counter() - start) / 50)
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
 
 
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
@@ -177,6 +251,8 @@ def main() -> None:
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
                         help="selcopy path's train.precision (the reference runs float32, as the article did); "
                              "float32 computes exactly what the reference does")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also profile the bare model step in --precision: kernel time, share and GFLOP/s")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -185,15 +261,30 @@ def main() -> None:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,
                             args.repeat)
         ref = reference_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat)
-        bound = model_step_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat)
-        rows.append({"model": name, "selcopy_samples_per_s": round(ours, 1), "reference_samples_per_s": round(ref, 1),
-                     "ratio": round(ours / ref, 2), "float32_model_step_samples_per_s": round(bound, 1),
-                     "float32_ceiling_ratio": round(bound / ref, 2), "device": str(device),
-                     "threads": torch.get_num_threads(),
-                     "loss": args.loss, "compile": args.compile, "precision": args.precision, "batch_size": BATCH})
+        bare = {p: model_step_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat, p)
+                for p in ("float32", "bfloat16")}
+        row = {"model": name, "selcopy_samples_per_s": round(ours, 1), "reference_samples_per_s": round(ref, 1),
+               "ratio": round(ours / ref, 2)}
+        for p, rate in bare.items():
+            row[f"{p}_model_step_samples_per_s"] = round(rate, 1)
+            row[f"{p}_ceiling_ratio"] = round(rate / ref, 2)
+        row.update(device=str(device), threads=torch.get_num_threads(), loss=args.loss, compile=args.compile,
+                   precision=args.precision, batch_size=BATCH)
+        if args.breakdown:
+            row["breakdown"] = breakdown(MODELS[name], args.steps, args.warmup, device, args.loss, args.precision,
+                                         1e3 * BATCH / bare[args.precision])
+        rows.append(row)
         if not args.json:
             print(f"{name:<12} selcopy {ours:>9,.0f}/s   reference {ref:>9,.0f}/s   ratio {ours / ref:5.2f}x   "
-                  f"float32 model step alone {bound:>9,.0f}/s ({bound / ref:4.2f}x)", flush=True)
+                  "model step alone: " + ",  ".join(f"{p} {r:>6,.0f}/s ({r / ref:4.2f}x)" for p, r in bare.items()),
+                  flush=True)
+            if args.breakdown:
+                b = row["breakdown"]
+                flops = (f": {b['gflop_per_step']:.2f} GFLOP at {b['kernel_gflop_per_s']:,.0f} GFLOP/s; torch.mm at "
+                         f"a conv layer's size {b['mm_gflop_per_s']:,.0f} GFLOP/s" if b["gflop_per_step"] else "")
+                print(f"{'':<12} {args.precision} model step {b['step_ms']:.2f} ms, of which conv/matmul kernels "
+                      f"{b['kernel_ms']:.2f} ms ({b['kernel_share']:.0%}){flops}; 3x the reference is "
+                      f"{1e3 * BATCH / (3 * ref):.2f} ms per step", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

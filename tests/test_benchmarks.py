@@ -20,13 +20,21 @@ def run_json(script: str, *args: str) -> list[dict]:
 
 def test_throughput_json():
     rows = run_json("throughput.py", "--models", "conv6", "--steps", "2", "--warmup", "1", "--repeat", "1",
-                    "--device", "cpu")
+                    "--device", "cpu", "--breakdown")
     assert [r["model"] for r in rows] == ["conv6"]
     row = rows[0]
-    for key in ("selcopy_samples_per_s", "reference_samples_per_s", "float32_model_step_samples_per_s"):
+    for key in ("selcopy_samples_per_s", "reference_samples_per_s", "float32_model_step_samples_per_s",
+                "bfloat16_model_step_samples_per_s"):
         assert row[key] > 0
     assert abs(row["ratio"] - row["selcopy_samples_per_s"] / row["reference_samples_per_s"]) < 0.011
     assert row["batch_size"] == 64 and row["device"] == "cpu"
+    parts = row["breakdown"]
+    assert abs(parts["step_ms"] - 64e3 / row["float32_model_step_samples_per_s"]) < 0.01  # --precision float32
+    assert 0 < parts["kernel_ms"] and parts["kernel_share"] > 0
+    # 6 conv layers of 64 channels, kernel 9, over 64 x 31 positions, forward and backward (3 products each),
+    # plus the tied 64 -> 256 read-out, 3 products: 2 multiply-add FLOPs each
+    conv, read_out = 6 * 3 * 2 * 64 * 31 * 64 * 64 * 9, 3 * 2 * 64 * 31 * 64 * 256
+    assert abs(parts["gflop_per_step"] - (conv + read_out) / 1e9) < 0.01
 
 
 def test_datagen_json():

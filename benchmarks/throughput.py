@@ -12,6 +12,9 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
   least this in its precision: its ratio to the reference is the most that any work on data,
   syncs and Python can gain.
+- `--validation`: samples/s of validating on the article's 10,000-sample validation set with
+  `validation_batch_size` 64 (the training batch) and 1024 (the default), and what that costs a
+  run that validates every 100,000 samples, next to its training time.
 - `--breakdown`: where the model step's time goes, from a profile of it in `--precision`: the
   convolution and matrix-product kernels (oneDNN / BLAS calls: no Python can make them
   cheaper), their share and their GFLOP/s (FLOPs counted by `torch.utils.flop_counter`), and
@@ -43,7 +46,7 @@ from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
 from selcopy.train.device import pick_device  # noqa: E402
-from selcopy.train.loop import Trainer, logits_of  # noqa: E402
+from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 
 MODELS = {
@@ -154,6 +157,28 @@ def model_step_rate(settings: dict, steps: int, warmup: int, device: torch.devic
     return steps * BATCH / best
 
 
+def validation_rates(settings: dict, device: torch.device, loss: str, precision: str, repeat: int) -> dict:
+    """Samples/s of `evaluate` on a 10,000-sample validation set, per validation batch size."""
+    task = make_task("program", TASK)
+    split = DataSplit(task, make_task("program", {**TASK, "num_operations": 5}), 10_000, 64, 23)
+    torch.manual_seed(0)
+    model = build_model(settings).to(device)
+    data = split.validation
+    rates = {}
+    for size in (64, 1024):
+        cfg = TrainConfig(validation_batch_size=size, loss=loss, precision=precision)
+        evaluate(model, data, cfg, device)  # warm-up
+        best = float("inf")
+        for _ in range(repeat):
+            _sync(device)
+            start = time.perf_counter()
+            evaluate(model, data, cfg, device)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        rates[size] = len(data) / best
+    return rates
+
+
 # The ops whose kernels do a model's multiply-adds (oneDNN / BLAS / cuDNN / cuBLAS calls).
 KERNELS = re.compile(r"convolution|mkldnn_rnn|_cudnn_rnn|\b(addmm|mm|bmm|baddbmm)\b")
 
@@ -253,6 +278,8 @@ def main() -> None:
                              "float32 computes exactly what the reference does")
     parser.add_argument("--breakdown", action="store_true",
                         help="also profile the bare model step in --precision: kernel time, share and GFLOP/s")
+    parser.add_argument("--validation", action="store_true",
+                        help="also time validation on 10,000 samples at validation batch sizes 64 and 1024")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -270,6 +297,9 @@ def main() -> None:
             row[f"{p}_ceiling_ratio"] = round(rate / ref, 2)
         row.update(device=str(device), threads=torch.get_num_threads(), loss=args.loss, compile=args.compile,
                    precision=args.precision, batch_size=BATCH)
+        if args.validation:
+            val = validation_rates(MODELS[name], device, args.loss, args.precision, args.repeat)
+            row["validation_samples_per_s"] = {str(k): round(v, 1) for k, v in val.items()}
         if args.breakdown:
             row["breakdown"] = breakdown(MODELS[name], args.steps, args.warmup, device, args.loss, args.precision,
                                          1e3 * BATCH / bare[args.precision])
@@ -278,6 +308,11 @@ def main() -> None:
             print(f"{name:<12} selcopy {ours:>9,.0f}/s   reference {ref:>9,.0f}/s   ratio {ours / ref:5.2f}x   "
                   "model step alone: " + ",  ".join(f"{p} {r:>6,.0f}/s ({r / ref:4.2f}x)" for p, r in bare.items()),
                   flush=True)
+            if args.validation:
+                share = {k: 10_000 / v / (10_000 / v + 100_000 / ours) for k, v in val.items()}
+                print(f"{'':<12} {args.precision} validation on 10,000 samples: "
+                      + ",  ".join(f"batch {k} {v:>7,.0f}/s ({share[k]:.1%} of a run validating every 100,000)"
+                                   for k, v in val.items()), flush=True)
             if args.breakdown:
                 b = row["breakdown"]
                 flops = (f": {b['gflop_per_step']:.2f} GFLOP at {b['kernel_gflop_per_s']:,.0f} GFLOP/s; torch.mm at "

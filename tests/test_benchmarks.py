@@ -20,7 +20,7 @@ def run_json(script: str, *args: str) -> list[dict]:
 
 def test_throughput_json():
     rows = run_json("throughput.py", "--models", "conv6", "--steps", "2", "--warmup", "1", "--repeat", "1",
-                    "--device", "cpu", "--breakdown")
+                    "--device", "cpu", "--breakdown", "--validation")
     assert [r["model"] for r in rows] == ["conv6"]
     row = rows[0]
     for key in ("selcopy_samples_per_s", "reference_samples_per_s", "float32_model_step_samples_per_s",
@@ -28,6 +28,8 @@ def test_throughput_json():
         assert row[key] > 0
     assert abs(row["ratio"] - row["selcopy_samples_per_s"] / row["reference_samples_per_s"]) < 0.011
     assert row["batch_size"] == 64 and row["device"] == "cpu"
+    assert set(row["validation_samples_per_s"]) == {"64", "1024"}
+    assert all(rate > 0 for rate in row["validation_samples_per_s"].values())
     parts = row["breakdown"]
     assert abs(parts["step_ms"] - 64e3 / row["float32_model_step_samples_per_s"]) < 0.01  # --precision float32
     assert 0 < parts["kernel_ms"] and parts["kernel_share"] > 0

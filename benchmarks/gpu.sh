@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The throughput benchmarks on a CUDA machine, in well under 5 minutes:
+# The throughput benchmarks on a CUDA machine, meant to take under 5 minutes (not yet run on one):
 #   bash benchmarks/gpu.sh | tee benchmarks/gpu-$(date +%F).txt
 # then record the figures, with the card, in benchmarks/RESULTS.md.
 set -euo pipefail
@@ -10,10 +10,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 $PY benchmarks/datagen.py --repeat 3
 for precision in float32 bfloat16; do
-  $PY benchmarks/throughput.py --device cuda --steps 300 --warmup 30 --precision "$precision" --json
+  $PY benchmarks/throughput.py --device cuda --steps 200 --warmup 30 --repeat 2 --precision "$precision" --json
 done
 # Where the 6-layer conv's step goes on the card (kernels against the rest); last, so that a
 # profiler problem cannot cost the figures above.
-$PY benchmarks/throughput.py --device cuda --models conv6 --steps 100 --warmup 30 --precision bfloat16 --breakdown \
+$PY benchmarks/throughput.py --device cuda --models conv6 --steps 100 --warmup 30 --repeat 2 --precision bfloat16 \
+  --breakdown --validation \
   || echo "breakdown failed (the figures above stand)"
-

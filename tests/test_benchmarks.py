@@ -31,12 +31,19 @@ def test_throughput_json():
     assert set(row["validation_samples_per_s"]) == {"64", "1024"}
     assert all(rate > 0 for rate in row["validation_samples_per_s"].values())
     parts = row["breakdown"]
-    assert abs(parts["step_ms"] - 64e3 / row["float32_model_step_samples_per_s"]) < 0.01  # --precision float32
-    assert 0 < parts["kernel_ms"] and parts["kernel_share"] > 0
+    assert 0 < parts["kernel_ms"] < parts["profiled_step_ms"]
+    assert abs(parts["kernel_share"] - parts["kernel_ms"] / parts["profiled_step_ms"]) < 0.001
     # 6 conv layers of 64 channels, kernel 9, over 64 x 31 positions, forward and backward (3 products each),
     # plus the tied 64 -> 256 read-out, 3 products: 2 multiply-add FLOPs each
     conv, read_out = 6 * 3 * 2 * 64 * 31 * 64 * 64 * 9, 3 * 2 * 64 * 31 * 64 * 256
     assert abs(parts["gflop_per_step"] - (conv + read_out) / 1e9) < 0.01
+
+
+def test_throughput_breakdown_of_models_without_flop_counts():
+    rows = run_json("throughput.py", "--models", "lstm", "conv3-mha8", "--steps", "2", "--warmup", "1", "--repeat", "1",
+                    "--device", "cpu", "--breakdown")
+    for row in rows:  # the flop counter misses the LSTM's products and the CPU attention kernel
+        assert row["breakdown"]["kernel_ms"] > 0 and row["breakdown"]["gflop_per_step"] is None
 
 
 def test_datagen_json():

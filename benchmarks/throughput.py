@@ -72,15 +72,12 @@ def selcopy_rate(settings: dict, steps: int, warmup: int, device: torch.device, 
                       compile=compile, precision=precision)
     trainer = Trainer(build_model(settings), split, cfg, seed=1, device=device)
     trainer.fit()  # warm-up: first epoch drawn, kernels (and compiled graphs) ready
-    best = float("inf")
-    for _ in range(repeat):
+
+    def more_steps() -> None:
         trainer.config = cfg.model_copy(update={"max_inputs": trainer.inputs + steps * BATCH})
-        _sync(device)
-        start = time.perf_counter()
         trainer.fit()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return steps * BATCH / best
+
+    return steps * BATCH / _best_seconds(more_steps, repeat, device)
 
 
 def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int) -> float:
@@ -147,16 +144,9 @@ def model_step_rate(settings: dict, steps: int, warmup: int, device: torch.devic
                     precision: str) -> float:
     """The ceiling of the selcopy path in `precision`: samples/s of the bare model step."""
     step = bare_step(settings, device, loss, precision)
-    best = float("inf")
-    for round_ in range(repeat + 1):  # round 0 warms up
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(warmup if round_ == 0 else steps):
-            step()
-        _sync(device)
-        if round_:
-            best = min(best, time.perf_counter() - start)
-    return steps * BATCH / best
+    for _ in range(warmup):
+        step()
+    return steps * BATCH / _best_seconds(lambda: [step() for _ in range(steps)], repeat, device)
 
 
 def validation_rates(settings: dict, device: torch.device, loss: str, precision: str, repeat: int) -> dict:
@@ -170,14 +160,7 @@ def validation_rates(settings: dict, device: torch.device, loss: str, precision:
     for size in (64, 1024):
         cfg = TrainConfig(validation_batch_size=size, loss=loss, precision=precision)
         evaluate(model, data, cfg, device)  # warm-up
-        best = float("inf")
-        for _ in range(repeat):
-            _sync(device)
-            start = time.perf_counter()
-            evaluate(model, data, cfg, device)
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-        rates[size] = len(data) / best
+        rates[size] = len(data) / _best_seconds(lambda cfg=cfg: evaluate(model, data, cfg, device), repeat, device)
     return rates
 
 
@@ -243,16 +226,13 @@ def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
     a = torch.randn(BATCH * length, k * c, device=device, dtype=dtype)
     b = torch.randn(k * c, c, device=device, dtype=dtype)
-    best = float("inf")
-    for round_ in range(4):
-        _sync(device)
-        start = time.perf_counter()
+
+    def products() -> None:
         for _ in range(50):
             a @ b
-        _sync(device)
-        if round_:
-            best = min(best, (time.perf_counter() - start) / 50)
-    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
+
+    products()  # warm-up
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / _best_seconds(products, 3, device) / 1e9
 
 
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
@@ -277,6 +257,18 @@ def article_forward(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
             y = layer.attention(q, k, v).transpose(1, 2)
         x = x + layer.act(y)
     return F.linear(x.transpose(1, 2), model.embed.embedding.weight)  # (B, L, V)
+
+
+def _best_seconds(run, repeat: int, device: torch.device) -> float:
+    """The shortest of `repeat` timed calls of `run()`, the device synchronized around each."""
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _sync(device: torch.device) -> None:

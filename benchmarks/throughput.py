@@ -7,7 +7,9 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   accumulated on the device, the lr schedule.
 - reference: what the article's trainer does per batch, written independently here:
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
-  targets, the cross-entropy against them, the metrics read back (`.item()`) every step.
+  targets, the cross-entropy against them, the metrics read back (`.item()`) every step. It
+  runs in a fresh process of its own, with the process settings the article's trainer had:
+  selcopy's trainer changes how malloc keeps freed memory in its process (`keep_freed_memory`).
 - model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
   least this in its precision: its ratio to the reference is the most that any work on data,
@@ -30,11 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import math
 import random
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -47,7 +51,7 @@ from selcopy.models import build_model  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
-from selcopy.train.device import pick_device  # noqa: E402
+from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 
@@ -124,7 +128,10 @@ def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device
 
 def bare_step(settings: dict, device: torch.device, loss: str, precision: str):
     """Forward (in `precision`), loss, backward and optimizer step on one batch made beforehand:
-    what the model itself costs, without data, metrics or schedule."""
+    what the model itself costs, without data, metrics or schedule. With the allocator setting
+    selcopy's trainer makes."""
+    if device.type == "cpu":
+        keep_freed_memory()
     torch.manual_seed(0)
     model = build_model(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=device.type in ("cpu", "cuda"))
@@ -295,11 +302,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
+    # one fresh process for the reference loops, never the selcopy path's, and idle while the other runs
+    reference = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     rows = []
     for name in args.models:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,
                             args.repeat)
-        ref = reference_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat)
+        ref = reference.submit(reference_rate, MODELS[name], args.steps, args.warmup, device, args.loss,
+                               args.repeat).result()
         bare = {p: model_step_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat, p)
                 for p in ("float32", "bfloat16")}
         row = {"model": name, "selcopy_samples_per_s": round(ours, 1), "reference_samples_per_s": round(ref, 1),
@@ -332,6 +342,7 @@ def main() -> None:
                       f"({b['profiled_step_ms']:.2f} profiled), of which conv/matmul/attention kernels "
                       f"{b['kernel_ms']:.2f} ms ({b['kernel_share']:.0%} of the profiled step){flops}; "
                       f"a 3x speed-up needs <= {1e3 * BATCH / (3 * ref):.2f} ms per step", flush=True)
+    reference.shutdown()
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

@@ -1,6 +1,12 @@
-"""Which device to train on: CUDA, then MPS, then CPU, unless the user says."""
+"""Which device to train on: CUDA, then MPS, then CPU, unless the user says; and how the
+process keeps its memory when it trains on the CPU."""
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import sys
 
 import torch
 
@@ -25,3 +31,33 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise SelcopyError(f"--device {name}: MPS is not available on this machine")
     return device
+
+
+# mallopt(3) parameters of glibc
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks for reuse instead of handing them back to the
+    kernel; True if it took effect (Linux with glibc), False elsewhere.
+
+    A CPU training step allocates and frees the same few-MB tensors (logits, activations,
+    their gradients) every step. By default glibc maps blocks that large afresh and hands
+    them (or the freed top of its heap) back on free, so every step touches new pages: about
+    1,400 page faults per 6-layer conv step, a fifth of its time or more on this project's
+    machine (benchmarks/RESULTS.md). With both thresholds raised, blocks come from the heap
+    and freed ones are reused: the process keeps its peak memory instead of returning it.
+    Process-wide, once.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # should a glibc refuse 1 GiB, 32 MiB: its own ceiling for the threshold on 64-bit
+    took_mmap = any(mallopt(_M_MMAP_THRESHOLD, size) == 1 for size in (1 << 30, 32 << 20))
+    return took_mmap and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1

@@ -126,11 +126,11 @@ def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device
     return steps * BATCH / best
 
 
-def bare_step(settings: dict, device: torch.device, loss: str, precision: str):
+def bare_step(settings: dict, device: torch.device, loss: str, precision: str, keep_memory: bool = True):
     """Forward (in `precision`), loss, backward and optimizer step on one batch made beforehand:
     what the model itself costs, without data, metrics or schedule. With the allocator setting
-    selcopy's trainer makes."""
-    if device.type == "cpu":
+    selcopy's trainer makes, unless `keep_memory` is False."""
+    if device.type == "cpu" and keep_memory:
         keep_freed_memory()
     torch.manual_seed(0)
     model = build_model(settings).to(device)

@@ -52,3 +52,12 @@ def test_datagen_json():
     for row in rows:
         assert row["selcopy_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
         assert row["ratio"] > 0
+
+
+def test_allocator_json():
+    rows = run_json("allocator.py", "--steps", "2", "--warmup", "1", "--repeat", "1")
+    assert [(r["model"], r["precision"]) for r in rows] == [("conv6", "float32"), ("conv6", "bfloat16")]
+    for row in rows:
+        for setting in ("default", "keep_freed_memory"):
+            assert row[setting]["step_ms"] > 0 and row[setting]["page_faults_per_step"] >= 0
+        assert abs(row["speed_up"] - row["default"]["step_ms"] / row["keep_freed_memory"]["step_ms"]) < 0.011

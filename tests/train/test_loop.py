@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -89,3 +90,22 @@ def test_test_set_is_evaluated_once_at_the_end():
     from selcopy.train.metrics import summarize
 
     assert summarize(expected, "test_")["test_sample_error%"] == final["test_sample_error%"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own use of torch.jit
+def test_compiled_step_trains_as_the_eager_one():
+    # train.compile runs the same model and loss through torch.compile: the same numbers up to float rounding
+    from selcopy.models import build_model
+
+    split, results = _split(), []
+    for compile in (False, True):
+        torch.manual_seed(5)
+        model = build_model({"name": "conv", "layers": 2, "channels": 16, "kernel_size": 3, "dilation": [1, 2]})
+        cfg = TrainConfig(max_inputs=320, validate_every=320, batch_size=32, compile=compile)
+        trainer = Trainer(model, split, cfg, seed=5, device=torch.device("cpu"))
+        results.append((trainer.fit(), [p.detach().clone() for p in model.parameters()]))
+    (eager, eager_params), (compiled, compiled_params) = results
+    for key in ("validation_loss", "train_loss"):
+        assert abs(compiled[key] - eager[key]) <= 1e-4 * abs(eager[key]), key
+    for a, b in zip(eager_params, compiled_params):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

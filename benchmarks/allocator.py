@@ -1,11 +1,16 @@
-"""What glibc's malloc settings cost a model step on the CPU: `keep_freed_memory` or not.
+"""Does glibc's malloc cost the CPU training step anything? The three paths of `throughput.py`
+with glibc's defaults and with freed memory kept for reuse, each in a fresh process.
 
-Each measurement runs in a fresh process (the setting is process-wide and cannot be undone):
-the bare model step of `throughput.py` (forward, loss, backward, optimizer on one batch made
-beforehand), its best time per step over `--repeat` rounds, and the minor page faults per step
-(`getrusage`) over those rounds.
+By default glibc maps blocks above its mmap threshold afresh and returns them on free, so a
+step that allocates and frees the same few-MB tensors faults their pages in again each time;
+the threshold adapts upwards (to 32 MiB at most) once a process frees a larger block. `kept`
+raises the mmap and trim thresholds with `mallopt` first, so freed blocks are always reused
+(`throughput.py` runs its reference loop so).
+Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them, and
+each figure is the best pair's. Page faults are minor faults (`getrusage`) per step over the
+whole measurement, setup included.
 
-    python benchmarks/allocator.py [--models conv6 lstm] [--steps 40] [--repeat 5] [--json]
+    python benchmarks/allocator.py [--models conv6 lstm] [--steps 60] [--repeat 3] [--pairs 2] [--json]
 """
 
 from __future__ import annotations
@@ -15,62 +20,73 @@ import json
 import multiprocessing
 import resource
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import MODELS, bare_step  # noqa: E402
+from throughput import BATCH, MODELS, keep_freed_memory, model_step_rate, reference_rate, selcopy_rate  # noqa: E402
 
-PRECISIONS = ("float32", "bfloat16")
+PATHS = ("selcopy", "reference", "model_step")
+SETTINGS = ("default", "kept")
 
 
-def measure(model: str, precision: str, keep: bool, steps: int, warmup: int, repeat: int) -> dict:
-    """ms per step (best round) and minor page faults per step of the bare model step."""
-    step = bare_step(MODELS[model], torch.device("cpu"), "token", precision, keep_memory=keep)
-    for _ in range(warmup):
-        step()
-    best, faults = float("inf"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = min(best, time.perf_counter() - start)
+def measure(path: str, model: str, precision: str, setting: str, steps: int, warmup: int, repeat: int) -> dict:
+    """Samples/s of one path (best of `repeat` rounds) and its page faults per step."""
+    if setting == "kept" and not keep_freed_memory():
+        raise RuntimeError("no glibc here, or it refused the thresholds")
+    cpu, faults = torch.device("cpu"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    if path == "selcopy":
+        rate = selcopy_rate(MODELS[model], steps, warmup, cpu, "token", False, precision, repeat)
+    elif path == "reference":  # float32 always, as the article's trainer
+        rate = reference_rate(MODELS[model], steps, warmup, cpu, "token", repeat)
+    else:
+        rate = model_step_rate(MODELS[model], steps, warmup, cpu, "token", repeat, precision)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    return {"step_ms": round(best / steps * 1e3, 2), "page_faults_per_step": round(faults / (steps * repeat), 1)}
+    return {"samples_per_s": rate, "page_faults_per_step": faults / (warmup + steps * repeat)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["conv6"], choices=list(MODELS))
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per round")
+    parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
+                        help="of the selcopy path and the model step (the reference runs float32)")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds; the best counts")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per process")
+    parser.add_argument("--pairs", type=int, default=2, help="fresh processes per path and setting")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = []
+    if sys.platform != "linux":
+        parser.error("glibc's malloc: Linux only")
     spawn = multiprocessing.get_context("spawn")
+    rows = []
     for model in args.models:
-        for precision in PRECISIONS:
-            row = {"model": model, "precision": precision}
-            for keep, name in ((False, "default"), (True, "keep_freed_memory")):
-                with ProcessPoolExecutor(1, mp_context=spawn) as fresh:  # one process per measurement
-                    row[name] = fresh.submit(measure, model, precision, keep, args.steps, args.warmup,
-                                             args.repeat).result()
-            row["speed_up"] = round(row["default"]["step_ms"] / row["keep_freed_memory"]["step_ms"], 2)
+        for path in PATHS:
+            best = {setting: {"samples_per_s": 0.0} for setting in SETTINGS}
+            for _ in range(args.pairs):
+                for setting in SETTINGS:
+                    with ProcessPoolExecutor(1, mp_context=spawn) as fresh:
+                        got = fresh.submit(measure, path, model, args.precision, setting, args.steps, args.warmup,
+                                           args.repeat).result()
+                    if got["samples_per_s"] > best[setting]["samples_per_s"]:
+                        best[setting] = got
+            row = {"model": model, "path": path, "precision": "float32" if path == "reference" else args.precision}
+            for setting in SETTINGS:
+                row[setting] = {k: round(v, 1) for k, v in best[setting].items()}
+            row["kept_over_default"] = round(best["kept"]["samples_per_s"] / best["default"]["samples_per_s"], 2)
             rows.append(row)
             if not args.json:
-                d, k = row["default"], row["keep_freed_memory"]
-                print(f"{model:<12} {precision:<9} default malloc {d['step_ms']:6.2f} ms/step "
-                      f"({d['page_faults_per_step']:>7,.0f} page faults)   keep_freed_memory {k['step_ms']:6.2f} "
-                      f"ms/step ({k['page_faults_per_step']:>7,.0f})   {row['speed_up']:.2f}x", flush=True)
+                d, k = row["default"], row["kept"]
+                print(f"{model:<12} {path:<11} {row['precision']:<9} default {d['samples_per_s']:>7,.0f}/s "
+                      f"({d['page_faults_per_step']:>6,.0f} page faults per step)   kept {k['samples_per_s']:>7,.0f}/s "
+                      f"({k['page_faults_per_step']:>6,.0f})   {row['kept_over_default']:.2f}x", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"(cpu, {torch.get_num_threads()} threads, batch 64, best of {args.repeat} x {args.steps} steps, "
-              "each figure from a fresh process)")
+        print(f"(cpu, {torch.get_num_threads()} threads, batch {BATCH}, best of {args.pairs} fresh processes per "
+              f"setting, each the best of {args.repeat} x {args.steps} steps)")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 - reference: what the article's trainer does per batch, written independently here:
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step. It
-  runs in a fresh process of its own, with the process settings the article's trainer had:
-  selcopy's trainer changes how malloc keeps freed memory in its process (`keep_freed_memory`).
+  runs in a fresh process of its own in which glibc's malloc keeps freed memory for reuse
+  (`keep_freed_memory`): with glibc's defaults its one-hot targets and activations would be
+  faulted in anew every step, which cost it about 10% (`allocator.py`), and selcopy's path
+  gains nothing from the setting, so it would only flatter the ratio.
 - model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
   least this in its precision: its ratio to the reference is the most that any work on data,
@@ -31,6 +33,7 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import multiprocessing
@@ -51,7 +54,7 @@ from selcopy.models import build_model  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
-from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
+from selcopy.train.device import pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 
@@ -126,12 +129,9 @@ def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device
     return steps * BATCH / best
 
 
-def bare_step(settings: dict, device: torch.device, loss: str, precision: str, keep_memory: bool = True):
+def bare_step(settings: dict, device: torch.device, loss: str, precision: str):
     """Forward (in `precision`), loss, backward and optimizer step on one batch made beforehand:
-    what the model itself costs, without data, metrics or schedule. With the allocator setting
-    selcopy's trainer makes, unless `keep_memory` is False."""
-    if device.type == "cpu" and keep_memory:
-        keep_freed_memory()
+    what the model itself costs, without data, metrics or schedule."""
     torch.manual_seed(0)
     model = build_model(settings).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=device.type in ("cpu", "cuda"))
@@ -242,6 +242,18 @@ def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / _best_seconds(products, 3, device) / 1e9
 
 
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds (mallopt) so that freed blocks are reused, not
+    returned to the kernel and faulted in again on the next allocation; process-wide. False
+    where there is no glibc."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
     """Per batch, as the article's trainer: bytes per text, padded with spaces, stacked."""
     rows = [list(t.encode()) for t in texts]
@@ -302,8 +314,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
-    # one fresh process for the reference loops, never the selcopy path's, and idle while the other runs
-    reference = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    # one fresh process for the reference loops (idle while the selcopy path runs), freed memory kept
+    reference = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=keep_freed_memory)
     rows = []
     for name in args.models:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,

@@ -55,9 +55,12 @@ def test_datagen_json():
 
 
 def test_allocator_json():
-    rows = run_json("allocator.py", "--steps", "2", "--warmup", "1", "--repeat", "1")
-    assert [(r["model"], r["precision"]) for r in rows] == [("conv6", "float32"), ("conv6", "bfloat16")]
+    rows = run_json("allocator.py", "--steps", "2", "--warmup", "1", "--repeat", "1", "--pairs", "1")
+    assert [(r["model"], r["path"]) for r in rows] == [("conv6", "selcopy"), ("conv6", "reference"),
+                                                       ("conv6", "model_step")]
+    assert [r["precision"] for r in rows] == ["bfloat16", "float32", "bfloat16"]
     for row in rows:
-        for setting in ("default", "keep_freed_memory"):
-            assert row[setting]["step_ms"] > 0 and row[setting]["page_faults_per_step"] >= 0
-        assert abs(row["speed_up"] - row["default"]["step_ms"] / row["keep_freed_memory"]["step_ms"]) < 0.011
+        for setting in ("default", "kept"):
+            assert row[setting]["samples_per_s"] > 0 and row[setting]["page_faults_per_step"] >= 0
+        ratio = row["kept"]["samples_per_s"] / row["default"]["samples_per_s"]
+        assert abs(row["kept_over_default"] - ratio) < 0.011

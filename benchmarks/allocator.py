@@ -7,7 +7,7 @@ the threshold adapts upwards (to 32 MiB at most) once a process frees a larger b
 raises the mmap and trim thresholds with `mallopt` first, so freed blocks are always reused
 (`throughput.py` runs its reference loop so).
 Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them, and
-each figure is the best pair's. Page faults are minor faults (`getrusage`) per step over the
+each figure is the best of its setting's processes. Page faults are minor faults (`getrusage`) per step over the
 whole measurement, setup included.
 
     python benchmarks/allocator.py [--models conv6 lstm] [--steps 60] [--repeat 3] [--pairs 2] [--json]

@@ -8,10 +8,12 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 - reference: what the article's trainer does per batch, written independently here:
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step. It
-  runs in a fresh process of its own in which glibc's malloc keeps freed memory for reuse
-  (`keep_freed_memory`): with glibc's defaults its one-hot targets and activations would be
-  faulted in anew every step, which cost it about 10% (`allocator.py`), and selcopy's path
-  gains nothing from the setting, so it would only flatter the ratio.
+  runs in a process of its own (one for all models) in which glibc's malloc keeps freed memory
+  for reuse (`keep_freed_memory`): with glibc's defaults its one-hot targets and activations
+  would be faulted in anew every step, which cost it 3-10% (`allocator.py`), while selcopy's
+  path gains nothing from the setting, so leaving it out would flatter the ratio. The JSON
+  row says whether it took (`reference_kept_freed_memory_below`: the threshold in bytes, 0 if
+  not).
 - model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
   least this in its precision: its ratio to the reference is the most that any work on data,
@@ -242,16 +244,20 @@ def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / _best_seconds(products, 3, device) / 1e9
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory() -> int:
     """Raise glibc's mmap and trim thresholds (mallopt) so that freed blocks are reused, not
-    returned to the kernel and faulted in again on the next allocation; process-wide. False
-    where there is no glibc."""
+    returned to the kernel and faulted in again on the next allocation; process-wide. Returns
+    the mmap threshold now in effect (blocks below it are reused), 0 where nothing changed (no
+    glibc)."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        return False
+        return 0
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    # older glibc (2.34 among them) refuses an mmap threshold above 32 MiB, half its largest heap
+    threshold = next((size for size in (1 << 30, 32 << 20) if mallopt(m_mmap_threshold, size) == 1), 0)
+    return threshold if threshold and mallopt(m_trim_threshold, 1 << 30) == 1 else 0
 
 
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
@@ -314,8 +320,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
-    # one fresh process for the reference loops (idle while the selcopy path runs), freed memory kept
-    reference = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=keep_freed_memory)
+    # one process of its own for all reference loops (idle while the selcopy path runs), freed memory kept
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as reference:
+        kept = reference.submit(keep_freed_memory).result()
+        rows = run(args, device, reference, kept)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"(device {device}, {torch.get_num_threads()} threads, batch {BATCH}, best of {args.repeat} x "
+              f"{args.steps} timed steps, loss {args.loss}, compile {args.compile}, selcopy precision "
+              f"{args.precision}; the reference's process " + (f"reuses freed blocks below {kept >> 20} MiB)" if kept
+                                                               else "has the platform's default malloc)"))
+
+
+def run(args: argparse.Namespace, device: torch.device, reference: ProcessPoolExecutor, kept: int) -> list[dict]:
+    """Every model's row; prints each as it is measured unless `args.json`."""
     rows = []
     for name in args.models:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,
@@ -330,7 +349,7 @@ def main() -> None:
             row[f"{p}_model_step_samples_per_s"] = round(rate, 1)
             row[f"{p}_model_step_ratio"] = round(rate / ref, 2)
         row.update(device=str(device), threads=torch.get_num_threads(), loss=args.loss, compile=args.compile,
-                   precision=args.precision, batch_size=BATCH)
+                   precision=args.precision, batch_size=BATCH, reference_kept_freed_memory_below=kept)
         if args.validation:
             val = validation_rates(MODELS[name], device, args.loss, args.precision, args.repeat)
             row["validation_samples_per_s"] = {str(k): round(v, 1) for k, v in val.items()}
@@ -354,13 +373,7 @@ def main() -> None:
                       f"({b['profiled_step_ms']:.2f} profiled), of which conv/matmul/attention kernels "
                       f"{b['kernel_ms']:.2f} ms ({b['kernel_share']:.0%} of the profiled step){flops}; "
                       f"a 3x speed-up needs <= {1e3 * BATCH / (3 * ref):.2f} ms per step", flush=True)
-    reference.shutdown()
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        print(f"(device {device}, {torch.get_num_threads()} threads, batch {BATCH}, best of {args.repeat} x "
-              f"{args.steps} timed steps, "
-              f"loss {args.loss}, compile {args.compile}, selcopy precision {args.precision})")
+    return rows
 
 
 if __name__ == "__main__":

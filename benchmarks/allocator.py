@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,6 +33,8 @@ SETTINGS = ("default", "kept")
 
 def measure(path: str, model: str, precision: str, setting: str, steps: int, warmup: int, repeat: int) -> dict:
     """Samples/s of one path (best of `repeat` rounds) and its page faults per step."""
+    import resource  # POSIX only: main() refuses other platforms first
+
     if setting == "kept" and not keep_freed_memory():
         raise RuntimeError("no glibc here, or it refused the thresholds")
     cpu, faults = torch.device("cpu"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -3,14 +3,18 @@ with glibc's defaults and with freed memory kept for reuse, each in a fresh proc
 
 By default glibc maps blocks above its mmap threshold afresh and returns them on free, so a
 step that allocates and frees the same few-MB tensors faults their pages in again each time;
-the threshold adapts upwards (to 32 MiB at most) once a process frees a larger block. `kept`
-raises the mmap and trim thresholds with `mallopt` first, so freed blocks are always reused
-(`throughput.py` runs its reference loop so).
-Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them, and
-each figure is the best of its setting's processes. Page faults are minor faults (`getrusage`) per step over the
-whole measurement, setup included.
+the threshold adapts upwards (to 32 MiB at most) to the blocks a process happens to free, so
+one process of a program may fault every step and the next not. `kept` raises the mmap and
+trim thresholds with `mallopt` first, so freed blocks are always reused. selcopy's trainer
+does so on the CPU (`selcopy.train.device.keep_freed_memory`), and `throughput.py` runs its
+reference loop so; `default` here turns the trainer's call off.
+Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them.
+Each setting is reported by its slowest and its best process (each process: the best of its
+rounds), since it is the slowest processes that glibc's defaults make slow. Page faults are
+minor faults (`getrusage`) per step over the whole measurement, setup included.
 
-    python benchmarks/allocator.py [--models conv6 lstm] [--steps 60] [--repeat 3] [--pairs 2] [--json]
+    python benchmarks/allocator.py [--models conv6 lstm] [--paths selcopy reference model_step]
+                                   [--steps 60] [--repeat 3] [--pairs 2] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import BATCH, MODELS, keep_freed_memory, model_step_rate, reference_rate, selcopy_rate  # noqa: E402
+from throughput import BATCH, MODELS, model_step_rate, reference_rate, selcopy_rate  # noqa: E402
+
+from selcopy.train.device import keep_freed_memory  # noqa: E402
 
 PATHS = ("selcopy", "reference", "model_step")
 SETTINGS = ("default", "kept")
@@ -37,6 +43,10 @@ def measure(path: str, model: str, precision: str, setting: str, steps: int, war
 
     if setting == "kept" and not keep_freed_memory():
         raise RuntimeError("no glibc here, or it refused the thresholds")
+    if setting == "default":  # the trainer's own call would keep freed memory
+        import selcopy.train.loop
+
+        selcopy.train.loop.keep_freed_memory = lambda: 0
     cpu, faults = torch.device("cpu"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if path == "selcopy":
         rate = selcopy_rate(MODELS[model], steps, warmup, cpu, "token", False, precision, repeat)
@@ -51,6 +61,7 @@ def measure(path: str, model: str, precision: str, setting: str, steps: int, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["conv6"], choices=list(MODELS))
+    parser.add_argument("--paths", nargs="*", default=list(PATHS), choices=PATHS)
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
                         help="of the selcopy path and the model step (the reference runs float32)")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
@@ -64,31 +75,50 @@ def main() -> None:
     spawn = multiprocessing.get_context("spawn")
     rows = []
     for model in args.models:
-        for path in PATHS:
-            best = {setting: {"samples_per_s": 0.0} for setting in SETTINGS}
+        for path in args.paths:
+            runs: dict[str, list[dict]] = {setting: [] for setting in SETTINGS}
             for _ in range(args.pairs):
                 for setting in SETTINGS:
                     with ProcessPoolExecutor(1, mp_context=spawn) as fresh:
-                        got = fresh.submit(measure, path, model, args.precision, setting, args.steps, args.warmup,
-                                           args.repeat).result()
-                    if got["samples_per_s"] > best[setting]["samples_per_s"]:
-                        best[setting] = got
-            row = {"model": model, "path": path, "precision": "float32" if path == "reference" else args.precision}
-            for setting in SETTINGS:
-                row[setting] = {k: round(v, 1) for k, v in best[setting].items()}
-            row["kept_over_default"] = round(best["kept"]["samples_per_s"] / best["default"]["samples_per_s"], 2)
-            rows.append(row)
+                        runs[setting].append(fresh.submit(measure, path, model, args.precision, setting, args.steps,
+                                                          args.warmup, args.repeat).result())
+            rows.append(summarize(model, path, "float32" if path == "reference" else args.precision, runs))
             if not args.json:
-                d, k = row["default"], row["kept"]
-                print(f"{model:<12} {path:<11} {row['precision']:<9} default {d['samples_per_s']:>7,.0f}/s "
-                      f"({d['page_faults_per_step']:>6,.0f} page faults per step)   kept {k['samples_per_s']:>7,.0f}/s "
-                      f"({k['page_faults_per_step']:>6,.0f})   {row['kept_over_default']:.2f}x", flush=True)
+                print(format_row(rows[-1]), flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(f"(cpu, {torch.get_num_threads()} threads, batch {BATCH}, best of {args.pairs} fresh processes per "
-              f"setting, each the best of {args.repeat} x {args.steps} steps)")
+        print(f"(cpu, {torch.get_num_threads()} threads, batch {BATCH}, {args.pairs} fresh processes per setting, "
+              f"each the best of {args.repeat} x {args.steps} steps;\n slowest-best process, page faults per step "
+              f"of each, kept over default for the slowest / the best)")
 
+
+def summarize(model: str, path: str, precision: str, runs: dict[str, list[dict]]) -> dict:
+    """One row: per setting its best and its slowest process, and kept over default for both.
+    The slowest process matters as much as the best: glibc's thresholds adapt to the order in
+    which a process happens to free its blocks, so some processes fault in pages every step."""
+    row = {"model": model, "path": path, "precision": precision}
+    for setting, got in runs.items():
+        best, slowest = max(got, key=lambda r: r["samples_per_s"]), min(got, key=lambda r: r["samples_per_s"])
+        row[setting] = {"samples_per_s": round(best["samples_per_s"], 1),
+                        "page_faults_per_step": round(best["page_faults_per_step"], 1),
+                        "slowest_samples_per_s": round(slowest["samples_per_s"], 1),
+                        "slowest_page_faults_per_step": round(slowest["page_faults_per_step"], 1),
+                        "processes": [{k: round(v, 1) for k, v in r.items()} for r in got]}
+    kept, default = row["kept"], row["default"]
+    row["kept_over_default"] = round(kept["samples_per_s"] / default["samples_per_s"], 2)
+    row["slowest_kept_over_default"] = round(kept["slowest_samples_per_s"] / default["slowest_samples_per_s"], 2)
+    return row
+
+
+def format_row(row: dict) -> str:
+    """Slowest-best process per setting, their page faults per step, kept over default for each."""
+    def setting(s: dict) -> str:
+        return (f"{s['slowest_samples_per_s']:>6,.0f}-{s['samples_per_s']:>6,.0f}/s "
+                f"({s['slowest_page_faults_per_step']:>5,.0f} / {s['page_faults_per_step']:>5,.0f} faults)")
+
+    return (f"{row['model']:<11} {row['path']:<10} {row['precision']:<8}  default {setting(row['default'])}  "
+            f"kept {setting(row['kept'])}  {row['slowest_kept_over_default']:.2f}x / {row['kept_over_default']:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -9,11 +9,10 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step. It
   runs in a process of its own (one for all models) in which glibc's malloc keeps freed memory
-  for reuse (`keep_freed_memory`): with glibc's defaults its one-hot targets and activations
-  would be faulted in anew every step, which cost it 3-10% (`allocator.py`), while selcopy's
-  path gains nothing from the setting, so leaving it out would flatter the ratio. The JSON
-  row says whether it took (`reference_kept_freed_memory_below`: the threshold in bytes, 0 if
-  not).
+  for reuse (`keep_freed_memory`), as selcopy's trainer makes it do in its process: with
+  glibc's defaults its one-hot targets and activations would be faulted in anew every step,
+  which cost it 3-10% (`allocator.py`), and the ratio would flatter selcopy. The JSON row says
+  whether it took (`reference_kept_freed_memory_below`: the threshold in bytes, 0 if not).
 - model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at
   least this in its precision: its ratio to the reference is the most that any work on data,
@@ -35,7 +34,6 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import multiprocessing
@@ -56,7 +54,7 @@ from selcopy.models import build_model  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
-from selcopy.train.device import pick_device  # noqa: E402
+from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 
@@ -242,22 +240,6 @@ def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
 
     products()  # warm-up
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / _best_seconds(products, 3, device) / 1e9
-
-
-def keep_freed_memory() -> int:
-    """Raise glibc's mmap and trim thresholds (mallopt) so that freed blocks are reused, not
-    returned to the kernel and faulted in again on the next allocation; process-wide. Returns
-    the mmap threshold now in effect (blocks below it are reused), 0 where nothing changed (no
-    glibc)."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return 0
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    # older glibc (2.34 among them) refuses an mmap threshold above 32 MiB, half its largest heap
-    threshold = next((size for size in (1 << 30, 32 << 20) if mallopt(m_mmap_threshold, size) == 1), 0)
-    return threshold if threshold and mallopt(m_trim_threshold, 1 << 30) == 1 else 0
 
 
 def _encode(texts: list[str], device: torch.device) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -17,6 +18,13 @@ def run_json(script: str, *args: str) -> list[dict]:
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, "--json"], capture_output=True,
                           text=True, timeout=600, env=env, check=True)
     return json.loads(done.stdout)
+
+
+def load_benchmark(script: str):
+    spec = importlib.util.spec_from_file_location(Path(script).stem, BENCHMARKS / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_throughput_json():
@@ -64,6 +72,22 @@ def test_allocator_json():
     assert [r["precision"] for r in rows] == ["bfloat16", "float32", "bfloat16"]
     for row in rows:
         for setting in ("default", "kept"):
-            assert row[setting]["samples_per_s"] > 0 and row[setting]["page_faults_per_step"] >= 0
+            got = row[setting]
+            assert [p["samples_per_s"] for p in got["processes"]] == [got["samples_per_s"]]  # one pair: one process
+            assert got["slowest_samples_per_s"] == got["samples_per_s"] > 0 and got["page_faults_per_step"] >= 0
         ratio = row["kept"]["samples_per_s"] / row["default"]["samples_per_s"]
         assert abs(row["kept_over_default"] - ratio) < 0.011
+        assert row["slowest_kept_over_default"] == row["kept_over_default"]
+
+
+def test_allocator_reports_slowest_and_best_process():
+    allocator = load_benchmark("allocator.py")
+    runs = {"default": [{"samples_per_s": 100.0, "page_faults_per_step": 7000.0},
+                        {"samples_per_s": 190.0, "page_faults_per_step": 5.0}],
+            "kept": [{"samples_per_s": 200.0, "page_faults_per_step": 4.0},
+                     {"samples_per_s": 180.0, "page_faults_per_step": 6.0}]}
+    row = allocator.summarize("lstm", "selcopy", "bfloat16", runs)
+    assert row["default"]["slowest_samples_per_s"] == 100.0 and row["default"]["slowest_page_faults_per_step"] == 7000.0
+    assert row["kept"]["samples_per_s"] == 200.0 and row["kept"]["slowest_samples_per_s"] == 180.0
+    assert row["slowest_kept_over_default"] == 1.8 and row["kept_over_default"] == 1.05
+    assert "100-   190/s" in allocator.format_row(row)

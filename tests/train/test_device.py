@@ -1,0 +1,66 @@
+"""The CPU allocator setting the trainer makes: freed tensors' memory is reused, not faulted in anew."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# glibc's default mmap threshold adapts to freed blocks, but never above 32 MiB: a 64 MiB
+# block is mapped afresh, and faulted in page by page, every time it is allocated.
+CHURN = textwrap.dedent("""
+    import resource, torch
+    from selcopy.train.device import keep_freed_memory
+
+    def faults_of_churn():
+        def churn():
+            for _ in range(5):
+                a = torch.ones(16 << 20)  # 64 MiB
+                del a
+        churn()  # the heap settles in a few rounds: an aligned block does not quite fit the one freed
+        churn()
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        churn()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+    before = faults_of_churn()
+    threshold = keep_freed_memory()
+    print(before, threshold, faults_of_churn(), keep_freed_memory())
+""")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a setting of glibc's malloc")
+def test_keep_freed_memory_stops_page_faults_of_reallocated_tensors():
+    # a fresh process: the setting is process-wide and other tests' trainers make it too
+    out = subprocess.run([sys.executable, "-c", CHURN], capture_output=True, text=True, check=True).stdout.split()
+    before, threshold, after, again = (int(v) for v in out)
+    assert threshold >= 32 << 20 and again == threshold
+    if threshold <= 64 << 20:
+        pytest.skip(f"this glibc keeps blocks below {threshold >> 20} MiB only")
+    assert before > 5 * 16_000  # 64 MiB = 16,384 pages of 4 KiB, faulted in on each of 5 allocations
+    assert after < before / 100
+
+
+TRAINER = textwrap.dedent("""
+    import torch
+    from torch import nn
+    from selcopy.tasks import make_task
+    from selcopy.tasks.split import DataSplit
+    from selcopy.train.config import TrainConfig
+    from selcopy.train.device import keep_freed_memory
+    from selcopy.train.loop import Trainer
+
+    task = make_task("program", {"input_length": 4, "num_items": 6, "num_operations": [1, 2]})
+    split = DataSplit(task, task, train_count=100, validation_count=50, validation_seed=23)
+    before = keep_freed_memory.cache_info().misses
+    Trainer(nn.Embedding(256, 8), split, TrainConfig(), seed=1, device=torch.device("cpu"))
+    print(before, keep_freed_memory.cache_info().misses)
+""")
+
+
+def test_the_trainer_keeps_freed_memory_on_the_cpu():
+    out = subprocess.run([sys.executable, "-c", TRAINER], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "1"]

@@ -48,11 +48,11 @@ def keep_freed_memory() -> int:
     threshold afresh and hands them (or the freed top of its heap) back on free; the threshold
     adapts to the blocks a process happens to free first, so some processes settle into
     touching new pages every step and others do not. On this project's machine the LSTM's
-    training path faulted in 4,000-7,000 pages per step in such processes and ran at 0.57-0.69
-    of the rate it kept with freed memory reused; the 6-layer conv's did not
-    (`benchmarks/allocator.py`). With both thresholds raised, blocks come from the heap and
-    freed ones are reused: the process keeps its peak memory instead of returning it.
-    Process-wide, once.
+    training path faulted in 4,000-7,700 pages per step in such processes, and in float32 ran
+    at 0.6-0.7 of its rate with freed memory kept; the 6-layer conv's path neither gained nor
+    lost (`benchmarks/allocator.py`, `benchmarks/RESULTS.md`). With both thresholds raised,
+    blocks come from the heap and freed ones are reused: the process keeps its peak memory
+    instead of returning it. Process-wide, once.
     """
     if not sys.platform.startswith("linux"):
         return 0

@@ -10,7 +10,7 @@ does so on the CPU (`selcopy.train.device.keep_freed_memory`), and `throughput.p
 reference loop so; `default` here turns the trainer's call off.
 Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them.
 Each setting is reported by its slowest and its best process (each process: the best of its
-rounds), since it is the slowest processes that glibc's defaults make slow. Page faults are
+rounds): glibc's defaults slow only some processes, which the best alone would hide. Page faults are
 minor faults (`getrusage`) per step over the whole measurement, setup included.
 
     python benchmarks/allocator.py [--models conv6 lstm] [--paths selcopy reference model_step]
@@ -38,7 +38,8 @@ SETTINGS = ("default", "kept")
 
 
 def measure(path: str, model: str, precision: str, setting: str, steps: int, warmup: int, repeat: int) -> dict:
-    """Samples/s of one path (best of `repeat` rounds) and its page faults per step."""
+    """Samples/s of one path (best of `repeat` rounds), its page faults per step and whether
+    freed memory was kept in the process."""
     import resource  # POSIX only: main() refuses other platforms first
 
     if setting == "kept" and not keep_freed_memory():
@@ -55,7 +56,15 @@ def measure(path: str, model: str, precision: str, setting: str, steps: int, war
     else:
         rate = model_step_rate(MODELS[model], steps, warmup, cpu, "token", repeat, precision)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    return {"samples_per_s": rate, "page_faults_per_step": faults / (warmup + steps * repeat)}
+    return {"samples_per_s": rate, "page_faults_per_step": faults / (warmup + steps * repeat),
+            "freed_memory_kept": keep_freed_memory.cache_info().misses > 0}  # whether anything called it
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main() -> None:
@@ -64,10 +73,10 @@ def main() -> None:
     parser.add_argument("--paths", nargs="*", default=list(PATHS), choices=PATHS)
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
                         help="of the selcopy path and the model step (the reference runs float32)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
+    parser.add_argument("--steps", type=positive, default=60, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per process")
-    parser.add_argument("--pairs", type=int, default=2, help="fresh processes per path and setting")
+    parser.add_argument("--repeat", type=positive, default=3, help="timed rounds per process")
+    parser.add_argument("--pairs", type=positive, default=2, help="fresh processes per path and setting")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if sys.platform != "linux":
@@ -104,7 +113,9 @@ def summarize(model: str, path: str, precision: str, runs: dict[str, list[dict]]
                         "page_faults_per_step": round(best["page_faults_per_step"], 1),
                         "slowest_samples_per_s": round(slowest["samples_per_s"], 1),
                         "slowest_page_faults_per_step": round(slowest["page_faults_per_step"], 1),
-                        "processes": [{k: round(v, 1) for k, v in r.items()} for r in got]}
+                        "freed_memory_kept": all(r["freed_memory_kept"] for r in got),
+                        "processes": [{k: v if isinstance(v, bool) else round(v, 1) for k, v in r.items()}
+                                      for r in got]}
     kept, default = row["kept"], row["default"]
     row["kept_over_default"] = round(kept["samples_per_s"] / default["samples_per_s"], 2)
     row["slowest_kept_over_default"] = round(kept["slowest_samples_per_s"] / default["slowest_samples_per_s"], 2)

@@ -11,7 +11,8 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   runs in a process of its own (one for all models) in which glibc's malloc keeps freed memory
   for reuse (`keep_freed_memory`), as selcopy's trainer makes it do in its process: with
   glibc's defaults its one-hot targets and activations would be faulted in anew every step,
-  which cost it 3-10% (`allocator.py`), and the ratio would flatter selcopy. The JSON row says
+  which cost it 3-12% for the 6-layer conv and up to 53% in some of the LSTM's processes
+  (`allocator.py`), and the ratio would flatter selcopy. The JSON row says
   whether it took (`reference_kept_freed_memory_below`: the threshold in bytes, 0 if not).
 - model step alone, in float32 and in bfloat16 autocast: forward, loss, backward and optimizer
   step on one batch made beforehand (no data, no metrics, no schedule). The selcopy path pays at

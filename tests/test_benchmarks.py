@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
@@ -20,11 +22,22 @@ def run_json(script: str, *args: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def load_benchmark(script: str):
-    spec = importlib.util.spec_from_file_location(Path(script).stem, BENCHMARKS / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def load_benchmark(monkeypatch):
+    """Loads a benchmark script as a module; what it adds to `sys.path` and `sys.modules` is undone after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+
+    def load(script: str):
+        spec = importlib.util.spec_from_file_location(Path(script).stem, BENCHMARKS / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    for name in set(sys.modules) - before:  # the scripts it imported as top-level modules
+        if Path(getattr(sys.modules[name], "__file__", None) or "/").parent == BENCHMARKS:
+            del sys.modules[name]
 
 
 def test_throughput_json():
@@ -75,19 +88,21 @@ def test_allocator_json():
             got = row[setting]
             assert [p["samples_per_s"] for p in got["processes"]] == [got["samples_per_s"]]  # one pair: one process
             assert got["slowest_samples_per_s"] == got["samples_per_s"] > 0 and got["page_faults_per_step"] >= 0
+            assert got["freed_memory_kept"] is (setting == "kept")  # `default` turns the trainer's call off
         ratio = row["kept"]["samples_per_s"] / row["default"]["samples_per_s"]
         assert abs(row["kept_over_default"] - ratio) < 0.011
         assert row["slowest_kept_over_default"] == row["kept_over_default"]
 
 
-def test_allocator_reports_slowest_and_best_process():
+def test_allocator_reports_slowest_and_best_process(load_benchmark):
     allocator = load_benchmark("allocator.py")
-    runs = {"default": [{"samples_per_s": 100.0, "page_faults_per_step": 7000.0},
-                        {"samples_per_s": 190.0, "page_faults_per_step": 5.0}],
-            "kept": [{"samples_per_s": 200.0, "page_faults_per_step": 4.0},
-                     {"samples_per_s": 180.0, "page_faults_per_step": 6.0}]}
+    runs = {"default": [{"samples_per_s": 100.0, "page_faults_per_step": 7000.0, "freed_memory_kept": False},
+                        {"samples_per_s": 190.0, "page_faults_per_step": 5.0, "freed_memory_kept": False}],
+            "kept": [{"samples_per_s": 200.0, "page_faults_per_step": 4.0, "freed_memory_kept": True},
+                     {"samples_per_s": 180.0, "page_faults_per_step": 6.0, "freed_memory_kept": True}]}
     row = allocator.summarize("lstm", "selcopy", "bfloat16", runs)
     assert row["default"]["slowest_samples_per_s"] == 100.0 and row["default"]["slowest_page_faults_per_step"] == 7000.0
     assert row["kept"]["samples_per_s"] == 200.0 and row["kept"]["slowest_samples_per_s"] == 180.0
     assert row["slowest_kept_over_default"] == 1.8 and row["kept_over_default"] == 1.05
+    assert row["default"]["freed_memory_kept"] is False and row["kept"]["freed_memory_kept"] is True
     assert "100-   190/s" in allocator.format_row(row)

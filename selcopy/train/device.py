@@ -41,7 +41,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def keep_freed_memory() -> int:
     """Make glibc's malloc keep freed blocks for reuse instead of handing them back to the
     kernel. Returns the mmap threshold now in effect in bytes (blocks below it come from the
-    heap), or 0 where nothing changed (not Linux with glibc).
+    heap), or 0 where it could not: not Linux with glibc, or glibc refused (the mmap threshold
+    alone may then be set). With another malloc preloaded (jemalloc, tcmalloc) glibc still
+    answers, and the setting does nothing.
 
     A CPU training step allocates and frees the same few-MB tensors (activations, logits,
     oneDNN's LSTM workspaces, their gradients) every step. glibc maps blocks above its mmap

@@ -103,9 +103,7 @@ def main() -> None:
 
 
 def summarize(model: str, path: str, precision: str, runs: dict[str, list[dict]]) -> dict:
-    """One row: per setting its best and its slowest process, and kept over default for both.
-    The slowest process matters as much as the best: glibc's thresholds adapt to the order in
-    which a process happens to free its blocks, so some processes fault in pages every step."""
+    """One row: per setting its best and its slowest process, and kept over default for both."""
     row = {"model": model, "path": path, "precision": precision}
     for setting, got in runs.items():
         best, slowest = max(got, key=lambda r: r["samples_per_s"]), min(got, key=lambda r: r["samples_per_s"])
@@ -130,6 +128,7 @@ def format_row(row: dict) -> str:
 
     return (f"{row['model']:<11} {row['path']:<10} {row['precision']:<8}  default {setting(row['default'])}  "
             f"kept {setting(row['kept'])}  {row['slowest_kept_over_default']:.2f}x / {row['kept_over_default']:.2f}x")
+
 
 if __name__ == "__main__":
     main()

@@ -141,24 +141,46 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    check_data(exp)  # settings that cannot be drawn are bad input: refused before any run trains
+    writable_folder(Path(args.runs), "--runs")
     print(f"{exp.path}: {len(exp.runs)} runs on {device}, stored under {args.runs}/", file=sys.stderr)
-    status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
+    try:
+        status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
+    except KeyboardInterrupt:
+        print(f"selcopy: interrupted; `selcopy run {args.file} --skip-existing` resumes where it stopped "
+              "(without --skip-existing, finished runs train again)", file=sys.stderr)
+        return 130
     if args.table:
         try:
-            cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average="trial", std=[],
+            cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average=None, std=[],
                                            sort=[], include=[], exclude=[], json=False, unfinished=False), [])
         except SelcopyError as error:  # no finished run to show: the runs' status is what counts
             print(f"selcopy: {error}", file=sys.stderr)
     return status
 
 
+def writable_folder(folder: Path, option: str) -> None:
+    """SelcopyError unless `folder` exists or can be made, and files can be written in it."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise SelcopyError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SelcopyError(f"{option} {folder}: cannot write there: {error.strerror or error}") from None
+
+
 def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    from selcopy.experiments.store import RunStore
+    from selcopy.experiments.store import RunStore, check_stored
     from selcopy.report import tables
 
     exp = load(args)
+    check_stored(exp.runs, Path(args.runs), args.file)
     stores = [RunStore(Path(args.runs), r.name) for r in exp.runs]
     stored = [(r.variables, store.result()) for r, store in zip(exp.runs, stores)]
     latest = None
@@ -169,10 +191,14 @@ def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     if not rows:
         what = "logged metrics" if args.unfinished else "finished runs"
         raise SelcopyError(f"{args.file}: no {what} under {args.runs}/ yet (run `selcopy run {args.file}`)")
+    average = "trial" if args.average is None else args.average  # the default: trial, where the grid has it
+    if args.average and args.average not in exp.variables:
+        hint = did_you_mean(args.average, exp.variables, show=str, known="matrix variables", list_always=True)
+        raise SelcopyError(f"--average {args.average}: not a matrix variable of {args.file}{hint}")
     group = exp.variables + ["inputs"] * bool(args.unfinished)  # trials average only at the same progress
-    rows = tables.aggregate(rows, group, args.average, args.std)
+    rows = tables.aggregate(rows, group, average, args.std)
     tables.mark_noise(rows)
-    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, args.average,
+    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, average,
                                     partial=bool(args.unfinished))
     rows = tables.sort_rows(rows, args.sort)
     if args.json:
@@ -193,6 +219,8 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
     if not runs:
         raise SelcopyError(f"{args.file}: no run has logged metrics under {args.runs}/ yet")
     out = Path(args.out or f"{exp.name.replace('/', '-')}.png")
+    if out.is_dir():
+        raise SelcopyError(f"--out {out}: is a folder; give the PNG file to write, e.g. {out / 'curves.png'}")
     path = plot_experiment(runs, exp.variables, args.metric, args.group_by, out, exp.name)
     print(path)
     return 0
@@ -321,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="the article-style table of a grid's stored runs")
     p.add_argument("file")
     p.add_argument("--runs", default="runs")
-    p.add_argument("--average", default="trial", help="variable to average over (default: trial; '' for none)")
+    p.add_argument("--average", default=None,
+                   help="matrix variable to average over (default: trial, if the grid has it; '' for none)")
     p.add_argument("--std", nargs="*", default=[], metavar="COL", help="also show the std of these columns")
     p.add_argument("--sort", nargs="*", default=[], metavar="COL", help="sort by columns; -COL or COL:desc descending")
     p.add_argument("--include", nargs="*", default=[], metavar="COL", help="add columns, e.g. train_loss")
@@ -390,6 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selcopy: error: {explain(e)}", file=sys.stderr)
     except SelcopyError as e:
         print(f"selcopy: error: {e}", file=sys.stderr)
+    except OSError as e:  # a path the system refuses (permissions, a file where a folder belongs, ...)
+        paths = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        reason = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            reason = "a file stands where a folder must be"
+        print(f"selcopy: error: {paths or 'file system'}: {reason}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("selcopy: interrupted", file=sys.stderr)
+        return 130
     return 2
 
 

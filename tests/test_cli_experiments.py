@@ -366,7 +366,18 @@ def test_refused_unfinished_run_is_left_untouched(capsys, tmp_path):
     assert snapshot(folder) == before
 
 
-def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
+def test_run_refuses_settings_that_cannot_be_drawn_before_anything_trains(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    status, _, err = run(capsys, str(FAILING), "--runs", str(runs))
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(f"selcopy: error: {FAILING}: run failing/n-3: ")
+    assert "distinct questions" in err
+    assert not runs.exists()
+
+
+def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path, monkeypatch):
+    """A run that fails only once it trains (here: the data check before training is skipped)."""
+    monkeypatch.setattr("selcopy.cli.check_data", lambda exp: None)
     runs = tmp_path / "runs"
     status, _, err = run(capsys, str(FAILING), "--runs", str(runs))
     assert status == 1
@@ -392,6 +403,84 @@ def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path):
     assert "failing/n-26: finished before, skipped" in err
     assert json.loads((runs / "failing" / "n-3" / "result.json").read_text())["status"] == "failed"
     assert not (runs / "failing" / "n-26.prev-1").exists()
+
+
+def test_runs_of_other_settings_are_not_reported_plotted_or_skipped(capsys, tiny_runs, tmp_path):
+    """After the file is edited, its stored runs are none of its results: results, plot and
+    run --skip-existing refuse them instead of showing or keeping them as the new settings'."""
+    runs, _ = tiny_runs
+    edited = tmp_path / "tiny.yml"  # same name and run names, a longer training
+    edited.write_text(TINY.read_text().replace("max_inputs: 1280", "max_inputs: 1920"))
+    before = snapshot(runs)
+    for command in (["results", str(edited)], ["plot", str(edited), "--out", str(tmp_path / "c.png")]):
+        assert main([*command, "--runs", str(runs)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "trained with other settings" in err, err
+        assert str(runs / "tiny" / "trial-1") in err and "1 more" in err
+    assert not (tmp_path / "c.png").exists()
+    status, _, err = run(capsys, str(edited), "--runs", str(runs), "--skip-existing")
+    assert status == 1 and err.count("holds other settings") == 2 and "skipped" not in err
+    assert snapshot(runs) == before
+
+
+def test_a_folder_of_other_settings_without_training_is_set_aside(capsys, tmp_path):
+    """What a run that failed before it trained leaves (config and result) does not block the fixed file."""
+    runs = tmp_path / "runs"
+    spec = load_experiment(TINY).runs[0]
+    folder = runs / spec.name
+    config = spec.config_dict()
+    config["task"]["validation_count"] = 100_000
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "result.json").write_text(json.dumps({"status": "failed", "run": spec.name, "error": "too few"}))
+    before = snapshot(folder)
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
+    assert status == 0, err
+    assert "held other settings and no training; moved to" in err
+    assert snapshot(runs / "tiny" / "trial-1.prev-1") == before
+    assert json.loads((folder / "result.json").read_text())["status"] == "finished"
+
+
+def test_interrupt_says_how_to_resume(capsys, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("selcopy.experiments.runner.train_run", interrupted)
+    status, out, err = run(capsys, str(TINY), "--runs", str(tmp_path / "runs"))
+    assert status == 130 and not out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("selcopy: interrupted;") and f"selcopy run {TINY} --skip-existing" in last
+    assert "Traceback" not in err
+
+
+def test_file_system_refusals_are_one_line(capsys, tmp_path, monkeypatch, tiny_runs):
+    runs, _ = tiny_runs
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    status, _, err = run(capsys, str(TINY), "--runs", str(a_file))
+    assert status == 2 and err == f"selcopy: error: --runs {a_file}: is a file, not a folder\n"
+
+    for out, says in ((tmp_path, "is a folder"), (a_file / "c.png", str(a_file))):
+        assert main(["plot", str(TINY), "--runs", str(runs), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("selcopy: error: ") and says in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "runs"]  # no half-written PNG
+
+    # a run folder the system will not move aside: that run fails in one line, the others go on
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self.folder))
+
+    monkeypatch.setattr("selcopy.experiments.store.RunStore.backup", refused)
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs))
+    assert status == 1 and "Traceback" not in err
+    assert err.count("failed: PermissionError: [Errno 13] Permission denied") == 2
+
+
+def test_average_over_an_unknown_variable_is_refused(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    assert main(["results", str(TINY), "--runs", str(runs), "--average", "trail"]) == 2
+    assert capsys.readouterr().err == (f"selcopy: error: --average trail: not a matrix variable of {TINY}; "
+                                       "did you mean trial? matrix variables: trial\n")
 
 
 # --- eval ---------------------------------------------------------------------------------------

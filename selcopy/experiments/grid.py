@@ -36,6 +36,7 @@ from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
 FILTER = "$filter"
+NAME_MAX = 240  # bytes in a run folder's name: 255 in a file name, less room for a backup's `.prev-N`
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=-]")
 NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=_-]")
@@ -217,6 +218,10 @@ def make_run(doc: dict[str, Any], name: str, values: dict[str, Any], has_matrix:
     slug = run_slug(values)
     here = f"{where}: run {slug}" if has_matrix else where
     prefix = experiment_name(substitute(name, values, "name", here), here)
+    for part in [*prefix.split("/"), slug]:
+        if len(part.encode()) > NAME_MAX:
+            raise ConfigError(f"{here}: folder name {part[:40]!r}... has {len(part.encode())} bytes, more than "
+                              f"a run folder's name can hold ({NAME_MAX}); shorten the name or the matrix's values")
     sections = {key: substitute(doc.get(key), values, key, here) for key in ("task", "model", "train")}
     return RunSpec.resolve(f"{prefix}/{slug}", prefix, values, sections, here)
 

@@ -35,31 +35,36 @@ def run_grid(
     for i, spec in enumerate(runs, 1):
         store = RunStore(root, spec.name)
         prefix = f"[{i}/{len(runs)}] {spec.name}"
-        if store.finished() and skip_existing:
-            log(f"{prefix}: finished before, skipped")
-            continue
         try:
-            stored = store.stored_config()
+            other = store.holds_other(spec.config_dict())
         except SelcopyError as error:
             log(f"{prefix}: failed: {error}; move that folder away")
             failed.append(spec.name)
             continue
-        if stored is not None and stored != spec.config_dict():
+        if other and store.trained():
             log(f"{prefix}: failed: {store.config_path} holds other settings; "
                 "rename the experiment or move that folder away")
             failed.append(spec.name)
             continue
-        if store.finished():
-            log(f"{prefix}: finished before, previous results moved to {store.backup()}")
+        if store.finished() and skip_existing:
+            log(f"{prefix}: finished before, skipped")
+            continue
         try:
+            if other:  # a run of earlier settings that failed before it trained: keep it aside
+                log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
+            elif store.finished():
+                log(f"{prefix}: finished before, previous results moved to {store.backup()}")
             train_run(spec, store, device, log, prefix)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # isolate the failure, record it, go on with the next run
-            store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
-                                "traceback": traceback.format_exc()})
             log(f"{prefix}: failed: {type(e).__name__}: {e}")
             failed.append(spec.name)
+            try:
+                store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
+                                    "traceback": traceback.format_exc()})
+            except OSError as again:
+                log(f"{prefix}: its failure could not be recorded either: {again}")
     if failed:
         log(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
     return 1 if failed else 0
@@ -67,10 +72,13 @@ def run_grid(
 
 def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _log, prefix: str = "") -> dict:
     """Train one run to the end, resuming from its newest good checkpoint."""
+    state = checkpoint.load_newest(store.checkpoints, warn=lambda m: log(f"{prefix}: {m}"))
+    if state is None and any((store.checkpoints / name).exists() for name in checkpoint.ROTATING):
+        # progress that no checkpoint can resume: keep all of it aside and start over
+        log(f"{prefix}: no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
     store.write_config(spec.config_dict())
     cfg = spec.train_config()
     trainer = Trainer(spec.build_model(), spec.build_split(), cfg, spec.seed, device)
-    state = checkpoint.load_newest(store.checkpoints, warn=lambda m: log(f"{prefix}: {m}"))
     if state is not None:
         trainer.load_state_dict(state)
         log(f"{prefix}: resuming at {trainer.inputs:,} inputs")

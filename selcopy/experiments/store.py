@@ -41,6 +41,15 @@ class RunStore:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise SelcopyError(f"{self.config_path}: cannot be read: {str(error).splitlines()[0]}") from None
 
+    def holds_other(self, config: dict[str, Any]) -> bool:
+        """Whether the folder was written for other settings than `config` (a run's `config_dict`)."""
+        stored = self.stored_config()
+        return stored is not None and stored != config
+
+    def trained(self) -> bool:
+        """Whether anything was trained here: a logged validation, a checkpoint or a finished result."""
+        return self.metrics_path.exists() or any(self.checkpoints.glob("*.pt")) or self.finished()
+
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write(self.config_path, yaml.safe_dump(config, sort_keys=False).encode())
 
@@ -94,3 +103,22 @@ class RunStore:
             n += 1
         os.replace(self.folder, target)
         return target
+
+
+def check_stored(runs: list[Any], root: Path, file: str) -> None:
+    """SelcopyError if a folder under `root` holds results of other settings than `runs` (RunSpecs)
+    give it: a table or plot must never show runs of a file as it was before an edit."""
+    other = []
+    for spec in runs:
+        store = RunStore(root, spec.name)
+        if not store.trained():
+            continue
+        if store.stored_config() is None:
+            raise SelcopyError(f"{store.folder}: has results but no config.yaml to tell which settings they are of")
+        if store.holds_other(spec.config_dict()):
+            other.append(store.folder)
+    if other:
+        also = f" and {len(other) - 1} more" if len(other) > 1 else ""
+        raise SelcopyError(
+            f"{file}: {other[0]}{also} trained with other settings than the file now gives "
+            "(compare its config.yaml); move such folders away or use another --runs folder")

@@ -63,10 +63,11 @@ def load_runs(experiment: Any, runs_root: str | Path) -> list[Run]:
     `experiment` is a loaded `Experiment` or the path of its file.
     """
     from selcopy.experiments.grid import load_experiment
-    from selcopy.experiments.store import RunStore
+    from selcopy.experiments.store import RunStore, check_stored
 
     if isinstance(experiment, (str, Path)):
         experiment = load_experiment(experiment)
+    check_stored(experiment.runs, Path(runs_root), str(experiment.path))
     runs = []
     for spec in experiment.runs:
         rows = RunStore(Path(runs_root), spec.name).metrics()

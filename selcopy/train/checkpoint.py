@@ -8,6 +8,7 @@ written, so a kill at any moment leaves at least one good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 MAGIC = b"SELCKPT1"
+ROTATING = ("latest.pt", "previous.pt")  # newest first
 
 
 class CorruptCheckpoint(Exception):
@@ -27,11 +29,16 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a folder at `path`, an interrupt: leave no half file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
@@ -56,10 +63,11 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
 
 
 def save_rotating(folder: Path, state: dict[str, Any]) -> None:
-    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good."""
+    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good, else as
+    `latest.pt.bad` (a bad file is set aside, never overwritten)."""
     latest = folder / "latest.pt"
-    if latest.exists() and _is_good(latest):
-        os.replace(latest, folder / "previous.pt")
+    if latest.exists():
+        os.replace(latest, folder / ("previous.pt" if _is_good(latest) else "latest.pt.bad"))
     save(latest, state)
 
 
@@ -73,7 +81,7 @@ def load_newest(folder: Path, warn) -> dict[str, Any] | None:
 
     A bad file is reported through `warn` in one line and skipped, never deleted.
     """
-    for name in ("latest.pt", "previous.pt"):
+    for name in ROTATING:
         path = folder / name
         if not path.exists():
             continue

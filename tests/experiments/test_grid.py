@@ -408,6 +408,20 @@ def test_values_that_look_alike_in_a_name(here, models):
     assert message.startswith("exp.yml: run name 'x-a-b/b-a-b' occurs 2 times")
 
 
+def test_a_run_folder_name_too_long_for_the_file_system(here, models):
+    def grid(layers: int) -> str:
+        return f"""
+            matrix: {{dilation: [[{", ".join(["1"] * layers)}]]}}
+            model: {{layers: {layers}, dilation: "${{dilation}}"}}
+            """
+
+    assert len(slugs(load(grid(100)))[0]) == 208
+    message = error(grid(120))
+    assert message.startswith("exp.yml: run dilation-1,1,")
+    assert "folder name 'dilation-1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1'... has 248 bytes, more than a run folder's " \
+           "name can hold (240)" in message
+
+
 # -- validation_* overrides --------------------------------------------------------------------
 
 

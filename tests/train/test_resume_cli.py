@@ -149,3 +149,21 @@ def test_corrupt_latest_checkpoint_resumes_from_previous(uninterrupted, killed, 
     assert "latest.pt" in warnings[0] and ("checksum" in warnings[0] or "truncated" in warnings[0])
     assert f"resuming at {at:,} inputs" in err
     assert_same_as_uninterrupted(folder, uninterrupted)
+    assert (folder / "checkpoints" / "latest.pt.bad").read_bytes() == data[: len(data) // 2]  # kept aside
+
+
+def test_without_a_readable_checkpoint_the_run_is_kept_aside_and_starts_over(uninterrupted, killed, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(killed, runs)
+    folder = runs / RUN
+    for name in ("latest.pt", "previous.pt"):
+        path = folder / "checkpoints" / name
+        path.write_bytes(path.read_bytes()[:-1])
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    err = resume(runs)
+    assert err.count("skipping checkpoint") == 2
+    assert f"no readable checkpoint; {folder} moved to {folder}.prev-1, starting over" in err
+    assert "resuming" not in err
+    kept = folder.with_name(folder.name + ".prev-1")
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == before
+    assert_same_as_uninterrupted(folder, uninterrupted)

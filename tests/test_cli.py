@@ -1,5 +1,8 @@
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,13 @@ def test_sample_program_lines_check(capsys):
     task = make_task("program", {"input_length": [2, 5], "num_operations": [1, 5]})
     for line in lines:
         task.check(line)
+
+
+def test_the_readme_shows_what_its_sample_command_prints(capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command, shown = re.search(r"```\n\$ selcopy (sample [^\n]*)\n(.*?)```", readme, re.S).groups()
+    assert main(shlex.split(command)) == 0
+    assert capsys.readouterr().out == shown
 
 
 def test_sample_selective_copy_in_article_format(capsys):

@@ -471,9 +471,11 @@ def test_file_system_refusals_are_one_line(capsys, tmp_path, monkeypatch, tiny_r
         raise PermissionError(13, "Permission denied", str(self.folder))
 
     monkeypatch.setattr("selcopy.experiments.store.RunStore.backup", refused)
+    before = snapshot(runs)
     status, _, err = run(capsys, str(TINY), "--runs", str(runs))
     assert status == 1 and "Traceback" not in err
     assert err.count("failed: PermissionError: [Errno 13] Permission denied") == 2
+    assert snapshot(runs) == before  # the finished results stay as they were
 
 
 def test_average_over_an_unknown_variable_is_refused(capsys, tiny_runs):

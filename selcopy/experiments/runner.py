@@ -60,6 +60,8 @@ def run_grid(
         except Exception as e:  # isolate the failure, record it, go on with the next run
             log(f"{prefix}: failed: {type(e).__name__}: {e}")
             failed.append(spec.name)
+            if store.finished():  # it failed before its finished folder was moved aside: keep that result
+                continue
             try:
                 store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
                                     "traceback": traceback.format_exc()})

@@ -147,7 +147,10 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
     except KeyboardInterrupt:
-        print(f"selcopy: interrupted; `selcopy run {args.file} --skip-existing` resumes where it stopped "
+        import shlex
+
+        again = shlex.join(["selcopy", *args.argv, *["--skip-existing"] * (not args.skip_existing)])
+        print(f"selcopy: interrupted; `{again}` resumes where it stopped "
               "(without --skip-existing, finished runs train again)", file=sys.stderr)
         return 130
     if args.table:
@@ -410,7 +413,9 @@ def descending_sort_keys(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(descending_sort_keys(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(descending_sort_keys(argv))
+    args.argv = argv  # as typed, to repeat in a hint
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -415,16 +415,42 @@ def test_runs_of_other_settings_are_not_reported_plotted_or_skipped(capsys, tiny
     for command in (["results", str(edited)], ["plot", str(edited), "--out", str(tmp_path / "c.png")]):
         assert main([*command, "--runs", str(runs)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "trained with other settings" in err, err
-        assert str(runs / "tiny" / "trial-1") in err and "1 more" in err
+        assert err.count("\n") == 1, err
+        assert f"{runs / 'tiny' / 'trial-1' / 'config.yaml'} holds other settings (and 1 more such folders)" in err
     assert not (tmp_path / "c.png").exists()
     status, _, err = run(capsys, str(edited), "--runs", str(runs), "--skip-existing")
     assert status == 1 and err.count("holds other settings") == 2 and "skipped" not in err
     assert snapshot(runs) == before
 
 
-def test_a_folder_of_other_settings_without_training_is_set_aside(capsys, tmp_path):
-    """What a run that failed before it trained leaves (config and result) does not block the fixed file."""
+def test_a_setting_added_since_a_run_counts_with_its_default(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    config = runs / "tiny" / "trial-1" / "config.yaml"
+    older = yaml.safe_load(config.read_text())
+    del older["model"]["position_embedding"]  # as a version before that setting wrote it
+    config.write_text(yaml.safe_dump(older, sort_keys=False))
+    assert main(["results", str(TINY), "--runs", str(runs)]) == 0
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing")
+    assert status == 0 and err.count("finished before, skipped") == 2
+
+
+def test_a_trained_folder_without_its_config_is_not_taken_for_the_run(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    (folder / "config.yaml").unlink()
+    (folder / "result.json").unlink()  # an interrupted run, whose checkpoint resume would pick up
+    before = snapshot(folder)
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing")
+    assert status == 1 and f"{folder} has results but no config.yaml" in err and "resuming" not in err
+    assert snapshot(folder) == before
+    assert main(["results", str(TINY), "--runs", str(runs), "--unfinished"]) == 2
+    assert f"{folder} has results but no config.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("logged", [False, True], ids=["failed-at-start", "failed-at-first-step"])
+def test_a_folder_of_other_settings_without_training_is_set_aside(capsys, tmp_path, logged):
+    """What a run that failed before it trained leaves (config, result, maybe an empty metrics log)
+    does not block the fixed file."""
     runs = tmp_path / "runs"
     spec = load_experiment(TINY).runs[0]
     folder = runs / spec.name
@@ -433,6 +459,8 @@ def test_a_folder_of_other_settings_without_training_is_set_aside(capsys, tmp_pa
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (folder / "result.json").write_text(json.dumps({"status": "failed", "run": spec.name, "error": "too few"}))
+    if logged:  # what the trainer leaves when it fails on its first step
+        (folder / "metrics.jsonl").write_text("")
     before = snapshot(folder)
     status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
     assert status == 0, err
@@ -449,7 +477,8 @@ def test_interrupt_says_how_to_resume(capsys, tmp_path, monkeypatch):
     status, out, err = run(capsys, str(TINY), "--runs", str(tmp_path / "runs"))
     assert status == 130 and not out
     last = err.strip().splitlines()[-1]
-    assert last.startswith("selcopy: interrupted;") and f"selcopy run {TINY} --skip-existing" in last
+    again = f"selcopy run {TINY} --runs {tmp_path / 'runs'} --threads 1 --device cpu --skip-existing"
+    assert last.startswith(f"selcopy: interrupted; `{again}` resumes where it stopped")
     assert "Traceback" not in err
 
 

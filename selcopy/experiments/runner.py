@@ -36,14 +36,13 @@ def run_grid(
         store = RunStore(root, spec.name)
         prefix = f"[{i}/{len(runs)}] {spec.name}"
         try:
-            other = store.holds_other(spec.config_dict())
+            other = store.other_settings(spec.config_dict())
         except SelcopyError as error:
             log(f"{prefix}: failed: {error}; move that folder away")
             failed.append(spec.name)
             continue
         if other and store.trained():
-            log(f"{prefix}: failed: {store.config_path} holds other settings; "
-                "rename the experiment or move that folder away")
+            log(f"{prefix}: failed: {other}; rename the experiment or move that folder away")
             failed.append(spec.name)
             continue
         if store.finished() and skip_existing:

@@ -21,6 +21,8 @@ import yaml
 from selcopy.errors import SelcopyError
 from selcopy.train.checkpoint import atomic_write
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it: many times faster
+
 
 class RunStore:
     def __init__(self, root: Path, run_name: str):
@@ -37,18 +39,32 @@ class RunStore:
         if not self.config_path.exists():
             return None
         try:
-            return yaml.safe_load(self.config_path.read_text())
+            return yaml.load(self.config_path.read_text(), Loader=SAFE_LOADER)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise SelcopyError(f"{self.config_path}: cannot be read: {str(error).splitlines()[0]}") from None
 
-    def holds_other(self, config: dict[str, Any]) -> bool:
-        """Whether the folder was written for other settings than `config` (a run's `config_dict`)."""
+    def other_settings(self, config: dict[str, Any]) -> str | None:
+        """Why the folder is not that of the run `config` (its `config_dict`) describes, or None:
+        its config.yaml holds other settings, or it has results but no config.yaml at all.
+        A setting added to selcopy after the folder was written counts with its default."""
         stored = self.stored_config()
-        return stored is not None and stored != config
+        if stored is None:
+            return f"{self.folder} has results but no config.yaml" if self.trained() else None
+        if stored == config:
+            return None
+        from selcopy.experiments.spec import RunSpec
+
+        try:
+            if RunSpec.from_config_dict(stored, str(self.config_path)).config_dict() == config:
+                return None
+        except (SelcopyError, ValueError):  # a setting that no longer exists or validates
+            pass
+        return f"{self.config_path} holds other settings"
 
     def trained(self) -> bool:
         """Whether anything was trained here: a logged validation, a checkpoint or a finished result."""
-        return self.metrics_path.exists() or any(self.checkpoints.glob("*.pt")) or self.finished()
+        logged = self.metrics_path.exists() and self.metrics_path.stat().st_size > 0
+        return logged or any(self.checkpoints.glob("*.pt")) or self.finished()
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write(self.config_path, yaml.safe_dump(config, sort_keys=False).encode())
@@ -111,14 +127,9 @@ def check_stored(runs: list[Any], root: Path, file: str) -> None:
     other = []
     for spec in runs:
         store = RunStore(root, spec.name)
-        if not store.trained():
-            continue
-        if store.stored_config() is None:
-            raise SelcopyError(f"{store.folder}: has results but no config.yaml to tell which settings they are of")
-        if store.holds_other(spec.config_dict()):
-            other.append(store.folder)
+        if store.trained() and (reason := store.other_settings(spec.config_dict())):
+            other.append(reason)
     if other:
-        also = f" and {len(other) - 1} more" if len(other) > 1 else ""
-        raise SelcopyError(
-            f"{file}: {other[0]}{also} trained with other settings than the file now gives "
-            "(compare its config.yaml); move such folders away or use another --runs folder")
+        also = f" (and {len(other) - 1} more such folders)" if len(other) > 1 else ""
+        raise SelcopyError(f"{file}: {other[0]}{also}: not runs of the file as it is now; "
+                           "move such folders away or use another --runs folder")

@@ -47,7 +47,8 @@ def collect(
             metrics = dict(last)
         else:
             continue
-        metrics["train_time"] = metrics["train_time"] / 60
+        if isinstance(metrics.get("train_time"), (int, float)):
+            metrics["train_time"] = metrics["train_time"] / 60
         rows.append({**variables, **metrics})
     return rows
 

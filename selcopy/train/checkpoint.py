@@ -64,10 +64,16 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
 
 def save_rotating(folder: Path, state: dict[str, Any]) -> None:
     """Write `latest.pt`, keeping the one before as `previous.pt` if it was good, else as
-    `latest.pt.bad` (a bad file is set aside, never overwritten)."""
+    `latest.pt.bad-N` (a bad file is set aside, never overwritten)."""
     latest = folder / "latest.pt"
     if latest.exists():
-        os.replace(latest, folder / ("previous.pt" if _is_good(latest) else "latest.pt.bad"))
+        if _is_good(latest):
+            os.replace(latest, folder / "previous.pt")
+        else:
+            n = 1
+            while (aside := folder / f"latest.pt.bad-{n}").exists():
+                n += 1
+            os.replace(latest, aside)
     save(latest, state)
 
 

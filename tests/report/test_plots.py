@@ -117,8 +117,8 @@ def test_load_runs_reads_logged_runs_and_skips_the_others(tmp_path):
 
     # runs of the file before an edit, or of unknown settings, are none of its curves
     file.write_text(file.read_text() + "train: {lr: 0.01}\n")
-    with pytest.raises(SelcopyError, match=r"trial-1_l-2 and 1 more trained with other settings"):
+    with pytest.raises(SelcopyError, match=r"trial-1_l-2/config.yaml holds other settings \(and 1 more"):
         load_runs(file, root)
     (root / "demo/trial-1_l-2/config.yaml").unlink()
-    with pytest.raises(SelcopyError, match=r"trial-1_l-2: has results but no config.yaml"):
+    with pytest.raises(SelcopyError, match=r"trial-1_l-2 has results but no config.yaml \(and 1 more"):
         load_runs(file, root)

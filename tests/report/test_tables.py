@@ -309,3 +309,10 @@ def test_test_set_error_gets_a_column_after_the_spread():
     assert merged[0]["test_sample_error%"] == 15.0
     plain = choose_columns([{"l": 2, MAIN: 1.0}], ["l"], [], [], None)
     assert "test_sample_error%" not in plain
+
+
+def test_a_result_without_a_train_time_still_makes_a_row():
+    from selcopy.report.tables import collect
+
+    rows = collect([({"l": 2}, {"status": "finished", "metrics": {"validation_sample_error%": 1.5}})])
+    assert rows == [{"l": 2, "validation_sample_error%": 1.5}]

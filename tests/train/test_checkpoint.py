@@ -56,8 +56,12 @@ def test_rotation_falls_back_to_previous(tmp_path):
     assert len(warnings) == 1 and "latest.pt" in warnings[0]
     checkpoint.save_rotating(tmp_path, {"inputs": 3})  # a corrupt latest is not rotated over a good previous
     assert checkpoint.load(tmp_path / "previous.pt")["inputs"] == 1
-    assert (tmp_path / "latest.pt.bad").read_bytes() == b"SELCKPT1" + b"\0" * 50  # set aside, not overwritten
+    assert (tmp_path / "latest.pt.bad-1").read_bytes() == b"SELCKPT1" + b"\0" * 50  # set aside, not overwritten
     assert checkpoint.load(tmp_path / "latest.pt")["inputs"] == 3
+    (tmp_path / "latest.pt").write_bytes(b"second bad")
+    checkpoint.save_rotating(tmp_path, {"inputs": 4})
+    assert (tmp_path / "latest.pt.bad-1").read_bytes() == b"SELCKPT1" + b"\0" * 50
+    assert (tmp_path / "latest.pt.bad-2").read_bytes() == b"second bad"
 
 
 def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):

@@ -149,7 +149,7 @@ def test_corrupt_latest_checkpoint_resumes_from_previous(uninterrupted, killed, 
     assert "latest.pt" in warnings[0] and ("checksum" in warnings[0] or "truncated" in warnings[0])
     assert f"resuming at {at:,} inputs" in err
     assert_same_as_uninterrupted(folder, uninterrupted)
-    assert (folder / "checkpoints" / "latest.pt.bad").read_bytes() == data[: len(data) // 2]  # kept aside
+    assert (folder / "checkpoints" / "latest.pt.bad-1").read_bytes() == data[: len(data) // 2]  # kept aside
 
 
 def test_without_a_readable_checkpoint_the_run_is_kept_aside_and_starts_over(uninterrupted, killed, tmp_path):

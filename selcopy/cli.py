@@ -143,9 +143,13 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         torch.set_num_threads(args.threads)
     check_data(exp)  # settings that cannot be drawn are bad input: refused before any run trains
     writable_folder(Path(args.runs), "--runs")
-    print(f"{exp.path}: {len(exp.runs)} runs on {device}, stored under {args.runs}/", file=sys.stderr)
+    jobs = min(args.jobs, len(exp.runs))
+    threads = args.threads or max(1, torch.get_num_threads() // jobs)  # the cores divided between the jobs
+    at_once = f", {jobs} at a time with {threads} thread{'s' * (threads > 1)} each" if jobs > 1 else ""
+    print(f"{exp.path}: {len(exp.runs)} runs on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
     try:
-        status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing)
+        status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing, jobs=jobs,
+                          threads=threads)
     except KeyboardInterrupt:
         import shlex
 
@@ -346,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
     p.add_argument("--table", action="store_true", help="print the result table at the end")
     p.add_argument("--threads", type=positive_int, default=0,
-                   help="torch CPU threads (divide the cores between jobs)")
+                   help="torch CPU threads (of each job; default: the cores, divided between the jobs)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="train this many runs at once, each in a process of its own (default: 1)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("results", help="the article-style table of a grid's stored runs")

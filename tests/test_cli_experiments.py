@@ -301,6 +301,30 @@ def test_run_table_prints_the_results(tiny_runs):
     assert len(lines) == 3 and lines[2].split("|")[1].strip() == "2"
 
 
+def test_jobs_side_by_side_end_as_one_at_a_time(capfd, tmp_path):
+    """--jobs 2: each run in a process of its own, the same numbers as the runs trained one after
+    the other (same threads), one log line per validation instead of progress bars (capfd: the jobs write to the
+    process's stderr, not to sys.stderr)."""
+    runs, side = tmp_path / "runs", tmp_path / "side"
+    assert run(capfd, str(TINY), "--runs", str(runs))[0] == 0
+    status, _, err = run(capfd, str(TINY), "--runs", str(side), "--jobs", "2")
+    assert status == 0, err
+    assert "2 runs on cpu, 2 at a time with 1 thread each" in err
+    for trial in (1, 2):
+        assert f"[{trial}/2] tiny/trial-{trial}: started" in err
+        assert f"[{trial}/2] tiny/trial-{trial}: 640 of 1,280 inputs, validation sample error" in err
+        one, two = (json.loads((r / f"tiny/trial-{trial}/result.json").read_text()) for r in (runs, side))
+        assert without_times(two["metrics"]) == without_times(one["metrics"])
+
+    # a job that fails is counted; the other still trains
+    config = side / "tiny" / "trial-2" / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.0005", "lr: 0.001"))
+    status, _, err = run(capfd, str(TINY), "--runs", str(side), "--jobs", "2")
+    assert status == 1 and "[2/2] tiny/trial-2: failed:" in err and "holds other settings" in err
+    assert err.strip().splitlines()[-1] == "1 of 2 runs failed: tiny/trial-2"
+    assert json.loads((side / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+
+
 def test_trials_differ_but_share_the_validation_set(tiny_runs):
     runs, _ = tiny_runs
     one = json.loads((runs / "tiny/trial-1/result.json").read_text())["metrics"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
 import traceback
@@ -28,51 +30,115 @@ def _log(message: str) -> None:
 
 
 def run_grid(
-    runs: list[RunSpec], root: Path, device: torch.device, skip_existing: bool = False, log: Log = _log
+    runs: list[RunSpec], root: Path, device: torch.device, skip_existing: bool = False, log: Log = _log,
+    jobs: int = 1, threads: int = 0,
 ) -> int:
-    """Train each run under `root`; 0 if all finished, 1 if any failed."""
-    failed = []
-    for i, spec in enumerate(runs, 1):
-        store = RunStore(root, spec.name)
-        prefix = f"[{i}/{len(runs)}] {spec.name}"
-        try:
-            other = store.other_settings(spec.config_dict())
-        except SelcopyError as error:
-            log(f"{prefix}: failed: {error}; move that folder away")
-            failed.append(spec.name)
-            continue
-        if other and store.trained():
-            log(f"{prefix}: failed: {other}; rename the experiment or move that folder away")
-            failed.append(spec.name)
-            continue
-        if store.finished() and skip_existing:
-            log(f"{prefix}: finished before, skipped")
-            continue
-        try:
-            if other:  # a run of earlier settings that failed before it trained: keep it aside
-                log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
-            elif store.finished():
-                log(f"{prefix}: finished before, previous results moved to {store.backup()}")
-            train_run(spec, store, device, log, prefix)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # isolate the failure, record it, go on with the next run
-            log(f"{prefix}: failed: {type(e).__name__}: {e}")
-            failed.append(spec.name)
-            if store.finished():  # it failed before its finished folder was moved aside: keep that result
-                continue
-            try:
-                store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
-                                    "traceback": traceback.format_exc()})
-            except OSError as again:
-                log(f"{prefix}: its failure could not be recorded either: {again}")
+    """Train each run under `root`, `jobs` of them at a time (each in a process of its own with
+    `threads` torch threads); 0 if all finished, 1 if any failed."""
+    named = [(f"[{i}/{len(runs)}] {spec.name}", spec) for i, spec in enumerate(runs, 1)]
+    if jobs > 1:
+        failed = side_by_side(named, root, device, skip_existing, jobs, threads, log)
+    else:
+        failed = [spec.name for prefix, spec in named if not run_one(spec, root, device, skip_existing, log, prefix)]
     if failed:
         log(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 
-def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _log, prefix: str = "") -> dict:
-    """Train one run to the end, resuming from its newest good checkpoint."""
+def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool, log: Log, prefix: str,
+            bar: bool = True) -> bool:
+    """Train (or skip) one run of a grid; False if it failed, which is logged and, where its
+    folder holds no finished result, recorded in its result.json."""
+    store = RunStore(root, spec.name)
+    try:
+        other = store.other_settings(spec.config_dict())
+    except SelcopyError as error:
+        log(f"{prefix}: failed: {error}; move that folder away")
+        return False
+    if other and store.trained():
+        log(f"{prefix}: failed: {other}; rename the experiment or move that folder away")
+        return False
+    if store.finished() and skip_existing:
+        log(f"{prefix}: finished before, skipped")
+        return True
+    try:
+        if other:  # a run of earlier settings that failed before it trained: keep it aside
+            log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
+        elif store.finished():
+            log(f"{prefix}: finished before, previous results moved to {store.backup()}")
+        train_run(spec, store, device, log, prefix, bar)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # isolate the failure, record it, go on with the next run
+        log(f"{prefix}: failed: {type(e).__name__}: {e}")
+        if store.finished():  # it failed before its finished folder was moved aside: keep that result
+            return False
+        try:
+            store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
+                                "traceback": traceback.format_exc()})
+        except OSError as again:
+            log(f"{prefix}: its failure could not be recorded either: {again}")
+        return False
+    return True
+
+
+def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.device, skip_existing: bool,
+                 jobs: int, threads: int, log: Log) -> list[str]:
+    """Run `run_one` for each (prefix, run), `jobs` at a time, each in a fresh process; the names
+    of the runs that failed, in grid order. Ctrl-C stops every job (as a kill would: each resumes)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
+    pending, running, failed = list(named), {}, set()
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                prefix, spec = pending.pop(0)
+                process = context.Process(target=_job, name=spec.name,
+                                          args=(spec, str(root), str(device), skip_existing, threads, prefix))
+                process.start()
+                running[process.sentinel] = (process, prefix, spec)
+            for sentinel in wait(list(running)):
+                process, prefix, spec = running.pop(sentinel)
+                process.join()
+                if process.exitcode != 0:
+                    failed.add(spec.name)
+                if process.exitcode not in (0, 1):  # killed, or crashed below Python: nothing recorded it
+                    log(f"{prefix}: failed: its process ended with exit code {process.exitcode}")
+    except KeyboardInterrupt:
+        for process, _, _ in running.values():
+            process.terminate()
+        for process, _, _ in running.values():
+            process.join()
+        raise
+    return [spec.name for _, spec in named if spec.name in failed]
+
+
+def _end_with_parent() -> None:
+    """On Linux, have the kernel end this process (as SIGTERM) when the one that started it ends,
+    even killed: no job may go on writing its run folder unseen, beside a rerun of the grid."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _job(spec: RunSpec, root: str, device: str, skip_existing: bool, threads: int, prefix: str) -> None:
+    """One run in a process of its own (`side_by_side`): exit status 0 done, 1 failed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the jobs
+    _end_with_parent()
+    if threads:
+        torch.set_num_threads(threads)
+    ok = run_one(spec, Path(root), torch.device(device), skip_existing, _log, prefix, bar=False)
+    sys.exit(0 if ok else 1)
+
+
+def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _log, prefix: str = "",
+              bar: bool = True) -> dict:
+    """Train one run to the end, resuming from its newest good checkpoint. Without a progress
+    `bar` (runs side by side), each validation is logged in one line instead."""
     state = checkpoint.load_newest(store.checkpoints, warn=lambda m: log(f"{prefix}: {m}"))
     if state is None and any((store.checkpoints / name).exists() for name in checkpoint.ROTATING):
         # progress that no checkpoint can resume: keep all of it aside and start over
@@ -83,12 +149,14 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
     if state is not None:
         trainer.load_state_dict(state)
         log(f"{prefix}: resuming at {trainer.inputs:,} inputs")
+    elif not bar:
+        log(f"{prefix}: started")
     store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
-    recorder = Recorder(store, trainer)
+    recorder = Recorder(store, trainer, None if bar else lambda m: log(f"{prefix}: {m}"))
     trainer.on_validation = recorder.validated
     with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,
-              dynamic_ncols=True, leave=False, disable=None) as bar:
-        trainer.progress = recorder.progress_to(bar)
+              dynamic_ncols=True, leave=False, disable=None if bar else True) as progress:
+        trainer.progress = recorder.progress_to(progress)
         trainer.fit()
     recorder.close()
     final = store.metrics()[-1]
@@ -103,16 +171,20 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
 class Recorder:
     """Writes what the trainer reports: metrics log, TensorBoard, checkpoints, example images."""
 
-    def __init__(self, store: RunStore, trainer: Trainer):
+    def __init__(self, store: RunStore, trainer: Trainer, log: Log | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.store = store
         self.writer = SummaryWriter(str(store.tensorboard), purge_step=trainer.inputs + 1)
+        self.log = log  # one line per validation, where no progress bar shows how the run goes
         self._calls = 0
 
     def validated(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         step = int(metrics["inputs"])
         self.store.append_metrics(metrics)  # log first: a kill before the checkpoint is truncated away
+        if self.log:
+            self.log(f"{step:,} of {trainer.config.max_inputs:,} inputs, validation sample error "
+                     f"{metrics['validation_sample_error%']:.3f}%")
         for key, value in metrics.items():
             if key not in ("inputs", "is_best"):
                 self.writer.add_scalar(key, value, step)

@@ -251,7 +251,7 @@ def tiny_runs(tmp_path, capsys) -> tuple[Path, str]:
 
 def test_run_writes_every_file_of_a_run_folder(tiny_runs):
     runs, _ = tiny_runs
-    assert sorted(p.name for p in (runs / "tiny").iterdir()) == ["trial-1", "trial-2"]
+    assert sorted(p.name for p in (runs / "tiny").iterdir()) == [".trial-1.lock", ".trial-2.lock", "trial-1", "trial-2"]
     for spec in load_experiment(TINY).runs:
         folder = runs / spec.name
         assert yaml.safe_load((folder / "config.yaml").read_text()) == spec.config_dict()
@@ -267,6 +267,7 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         assert result["metrics"] == rows[-1]
         assert result["metrics"]["model_params"] == spec.params()
         assert result["best"]["inputs"] in (640, 1280)
+        assert result["device"] == "cpu" and result["threads"] == 1
 
         events = list((folder / "tensorboard").glob("events.out.tfevents*"))
         assert len(events) == 1 and events[0].stat().st_size > 0
@@ -316,6 +317,10 @@ def test_jobs_side_by_side_end_as_one_at_a_time(capfd, tmp_path):
         one, two = (json.loads((r / f"tiny/trial-{trial}/result.json").read_text()) for r in (runs, side))
         assert without_times(two["metrics"]) == without_times(one["metrics"])
 
+    # finished runs are skipped without a process
+    status, _, err = run(capfd, str(TINY), "--runs", str(side), "--jobs", "2", "--skip-existing")
+    assert status == 0 and err.count("finished before, skipped") == 2 and "started" not in err
+
     # a job that fails is counted; the other still trains
     config = side / "tiny" / "trial-2" / "config.yaml"
     config.write_text(config.read_text().replace("lr: 0.0005", "lr: 0.001"))
@@ -323,6 +328,19 @@ def test_jobs_side_by_side_end_as_one_at_a_time(capfd, tmp_path):
     assert status == 1 and "[2/2] tiny/trial-2: failed:" in err and "holds other settings" in err
     assert err.strip().splitlines()[-1] == "1 of 2 runs failed: tiny/trial-2"
     assert json.loads((side / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+
+
+def test_a_run_another_process_works_on_is_refused(capsys, tmp_path):
+    """Each run holds a lock while it trains; a second command on it fails that run, not the others."""
+    from selcopy.experiments.store import RunStore
+
+    runs = tmp_path / "runs"
+    with RunStore(runs, "tiny/trial-2").lock():
+        status, _, err = run(capsys, str(TINY), "--runs", str(runs))
+    assert status == 1
+    assert f"[2/2] tiny/trial-2: failed: {runs / 'tiny' / 'trial-2'}: another selcopy process is working" in err
+    assert json.loads((runs / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+    assert not (runs / "tiny" / "trial-2").exists()
 
 
 def test_trials_differ_but_share_the_validation_set(tiny_runs):
@@ -359,7 +377,7 @@ def test_skip_existing_rerun_backup_and_refused_config(capsys, tiny_runs):
     assert status == 0, err
     assert (runs / "tiny" / "trial-1.prev-2" / "result.json").is_file()
     assert sorted(p.name for p in (runs / "tiny").iterdir()) == [
-        "trial-1", "trial-1.prev-1", "trial-1.prev-2", "trial-2"
+        ".trial-1.lock", ".trial-2.lock", "trial-1", "trial-1.prev-1", "trial-1.prev-2", "trial-2"
     ]
 
     # a folder whose config.yaml holds other settings is refused and left as it is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from selcopy.errors import SelcopyError
 from selcopy.experiments.spec import RunSpec
-from selcopy.experiments.store import RunStore
+from selcopy.experiments.store import RunBusy, RunStore
 from selcopy.report.examples import write_examples
 from selcopy.train import checkpoint
 from selcopy.train.loop import Trainer
@@ -45,11 +46,9 @@ def run_grid(
     return 1 if failed else 0
 
 
-def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool, log: Log, prefix: str,
-            bar: bool = True) -> bool:
-    """Train (or skip) one run of a grid; False if it failed, which is logged and, where its
-    folder holds no finished result, recorded in its result.json."""
-    store = RunStore(root, spec.name)
+def check_run(spec: RunSpec, store: RunStore, skip_existing: bool, log: Log, prefix: str) -> bool | None:
+    """What the run's folder allows, before anything is written: None train it, True skip it
+    (finished before), False it failed (logged: a folder of other settings, or unreadable)."""
     try:
         other = store.other_settings(spec.config_dict())
     except SelcopyError as error:
@@ -58,45 +57,80 @@ def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool
     if other and store.trained():
         log(f"{prefix}: failed: {other}; rename the experiment or move that folder away")
         return False
-    if store.finished() and skip_existing:
+    if store.finished() and skip_existing and not other:
         log(f"{prefix}: finished before, skipped")
         return True
+    return None
+
+
+def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool, log: Log, prefix: str,
+            bar: bool = True) -> bool:
+    """Train (or skip) one run of a grid, holding its lock; False if it failed, which is logged
+    and, where its folder holds no finished result, recorded in its result.json."""
+    store = RunStore(root, spec.name)
     try:
-        if other:  # a run of earlier settings that failed before it trained: keep it aside
+        with store.lock():
+            return _run_locked(spec, store, device, skip_existing, log, prefix, bar)
+    except RunBusy as error:
+        log(f"{prefix}: failed: {error}")
+        return False
+
+
+def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_existing: bool, log: Log, prefix: str,
+                bar: bool) -> bool:
+    checked = check_run(spec, store, skip_existing, log, prefix)
+    if checked is not None:
+        return checked
+    try:
+        if store.other_settings(spec.config_dict()):  # earlier settings that failed before they trained
             log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
         elif store.finished():
             log(f"{prefix}: finished before, previous results moved to {store.backup()}")
         train_run(spec, store, device, log, prefix, bar)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # isolate the failure, record it, go on with the next run
         log(f"{prefix}: failed: {type(e).__name__}: {e}")
-        if store.finished():  # it failed before its finished folder was moved aside: keep that result
-            return False
-        try:
-            store.write_result({"status": "failed", "run": spec.name, "error": f"{type(e).__name__}: {e}",
-                                "traceback": traceback.format_exc()})
-        except OSError as again:
-            log(f"{prefix}: its failure could not be recorded either: {again}")
+        record_failure(store, spec, f"{type(e).__name__}: {e}", traceback.format_exc(), log, prefix)
         return False
     return True
+
+
+def record_failure(store: RunStore, spec: RunSpec, error: str, trace: str, log: Log, prefix: str) -> None:
+    """Write a failed result.json, unless the folder holds a finished one (which is kept)."""
+    if store.finished():  # it failed before its finished folder was moved aside
+        return
+    try:
+        store.write_result({"status": "failed", "run": spec.name, "error": error, "traceback": trace})
+    except OSError as again:
+        log(f"{prefix}: its failure could not be recorded either: {again}")
 
 
 def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.device, skip_existing: bool,
                  jobs: int, threads: int, log: Log) -> list[str]:
     """Run `run_one` for each (prefix, run), `jobs` at a time, each in a fresh process; the names
-    of the runs that failed, in grid order. Ctrl-C stops every job (as a kill would: each resumes)."""
+    of the runs that failed, in grid order. Runs to skip or refuse are settled here, without a
+    process. Ctrl-C, SIGTERM or any error here stops every job (as a kill would: each resumes)."""
     import multiprocessing
     from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
-    pending, running, failed = list(named), {}, set()
+    pending, running, started, failed = [], {}, [], set()
+    for prefix, spec in named:
+        checked = check_run(spec, RunStore(root, spec.name), skip_existing, log, prefix)
+        if checked is None:
+            pending.append((prefix, spec))
+        elif not checked:
+            failed.add(spec.name)
+    terminated = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped from outside: stop the jobs first
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 prefix, spec = pending.pop(0)
-                process = context.Process(target=_job, name=spec.name,
-                                          args=(spec, str(root), str(device), skip_existing, threads, prefix))
+                process = context.Process(target=_job, name=spec.name, args=(
+                    spec, str(root), str(device), skip_existing, threads, prefix, os.getpid()))
+                started.append(process)
                 process.start()
                 running[process.sentinel] = (process, prefix, spec)
             for sentinel in wait(list(running)):
@@ -105,34 +139,63 @@ def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.dev
                 if process.exitcode != 0:
                     failed.add(spec.name)
                 if process.exitcode not in (0, 1):  # killed, or crashed below Python: nothing recorded it
-                    log(f"{prefix}: failed: its process ended with exit code {process.exitcode}")
-    except KeyboardInterrupt:
-        for process, _, _ in running.values():
-            process.terminate()
-        for process, _, _ in running.values():
-            process.join()
-        raise
+                    how = _ending(process.exitcode)
+                    log(f"{prefix}: failed: its process {how}")
+                    record_failure(RunStore(root, spec.name), spec, f"its process {how}", "", log, prefix)
+    finally:
+        signal.signal(signal.SIGTERM, terminated)
+        for process in started:
+            if process.is_alive():
+                process.terminate()
+        for process in started:
+            if process.pid is not None:
+                process.join(timeout=60)  # time to remove its temporary files
+                if process.is_alive():
+                    process.kill()
+                    process.join()
     return [spec.name for _, spec in named if spec.name in failed]
 
 
-def _end_with_parent() -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _ending(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-exitcode).name}"
+    return f"ended with exit status {exitcode}"
+
+
+def _end_with_parent(parent: int) -> None:
     """On Linux, have the kernel end this process (as SIGTERM) when the one that started it ends,
-    even killed: no job may go on writing its run folder unseen, beside a rerun of the grid."""
+    even killed; and end now if it already has. No job may go on writing its run folder unseen."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
-def _job(spec: RunSpec, root: str, device: str, skip_existing: bool, threads: int, prefix: str) -> None:
+def _job(spec: RunSpec, root: str, device: str, skip_existing: bool, threads: int, prefix: str, parent: int) -> None:
     """One run in a process of its own (`side_by_side`): exit status 0 done, 1 failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the jobs
-    _end_with_parent()
+    signal.signal(signal.SIGTERM, _terminated)  # as an exception: temporary files are removed on the way out
+    _end_with_parent(parent)
     if threads:
         torch.set_num_threads(threads)
-    ok = run_one(spec, Path(root), torch.device(device), skip_existing, _log, prefix, bar=False)
+    try:
+        ok = run_one(spec, Path(root), torch.device(device), skip_existing, _log, prefix, bar=False)
+    except Exception as error:  # outside a run's own failure handling: say so in one line
+        _log(f"{prefix}: failed: {type(error).__name__}: {error}")
+        ok = False
     sys.exit(0 if ok else 1)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _log, prefix: str = "",
@@ -154,14 +217,18 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
     store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
     recorder = Recorder(store, trainer, None if bar else lambda m: log(f"{prefix}: {m}"))
     trainer.on_validation = recorder.validated
-    with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,
-              dynamic_ncols=True, leave=False, disable=None if bar else True) as progress:
-        trainer.progress = recorder.progress_to(progress)
+    if bar:
+        with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,
+                  dynamic_ncols=True, leave=False, disable=None) as progress:
+            trainer.progress = recorder.progress_to(progress)
+            trainer.fit()
+    else:  # no tqdm at all: its lock would be one more thing to leave behind when the job is stopped
         trainer.fit()
     recorder.close()
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
-              "best": trainer.best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "best": trainer.best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "device": str(device), "threads": torch.get_num_threads()}  # the numbers depend on both
     store.write_result(result)
     log(f"{prefix}: validation sample error {final['validation_sample_error%']:.3f}% "
         f"({final['throughput']:,.0f} inputs/s)")

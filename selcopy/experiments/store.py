@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,10 @@ from selcopy.errors import SelcopyError
 from selcopy.train.checkpoint import atomic_write
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it: many times faster
+
+
+class RunBusy(SelcopyError):
+    """Another process holds the run's lock."""
 
 
 class RunStore:
@@ -111,6 +117,26 @@ class RunStore:
         """Keep the log up to `inputs` (the checkpoint a resumed run continues from)."""
         rows = [r for r in self.metrics() if r["inputs"] <= inputs]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold `.<slug>.lock` beside the folder while working on the run: a second process
+        (another command, a job left running) gets RunBusy instead of writing the same folder.
+        The lock ends with the process, even killed; off POSIX there is none."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        path = self.folder.with_name(f".{self.folder.name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunBusy(f"{self.folder}: another selcopy process is working on this run "
+                              f"(it holds {path}); wait for it or stop it") from None
+            yield
 
     def backup(self) -> Path:
         """Move the folder aside (`<slug>.prev-N`) so a rerun never overwrites saved results."""

@@ -392,15 +392,21 @@ def test_skip_existing_rerun_backup_and_refused_config(capsys, tiny_runs):
     assert not (runs / "tiny" / "trial-2.prev-1").exists()
 
 
+def folder_of_other_settings(runs: Path, section: str, key: str, value: object) -> Path:
+    """tiny/trial-1's folder as written for other settings (`section.key` = value): its config only."""
+    spec = load_experiment(TINY).runs[0]
+    config = spec.config_dict()
+    config[section][key] = value
+    folder = runs / spec.name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
 def test_refused_unfinished_run_is_left_untouched(capsys, tmp_path):
     """An interrupted run (no result.json) whose settings changed is refused, not resumed or overwritten."""
     runs = tmp_path / "runs"
-    spec = load_experiment(TINY).runs[0]
-    folder = runs / spec.name
-    config = spec.config_dict()
-    config["model"]["channels"] = 16
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    folder = folder_of_other_settings(runs, "model", "channels", 16)
     (folder / "metrics.jsonl").write_text('{"inputs": 640}\n')
     before = snapshot(folder)
     status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")
@@ -494,13 +500,8 @@ def test_a_folder_of_other_settings_without_training_is_set_aside(capsys, tmp_pa
     """What a run that failed before it trained leaves (config, result, maybe an empty metrics log)
     does not block the fixed file."""
     runs = tmp_path / "runs"
-    spec = load_experiment(TINY).runs[0]
-    folder = runs / spec.name
-    config = spec.config_dict()
-    config["task"]["validation_count"] = 100_000
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (folder / "result.json").write_text(json.dumps({"status": "failed", "run": spec.name, "error": "too few"}))
+    folder = folder_of_other_settings(runs, "task", "validation_count", 100_000)
+    (folder / "result.json").write_text(json.dumps({"status": "failed", "run": "tiny/trial-1", "error": "too few"}))
     if logged:  # what the trainer leaves when it fails on its first step
         (folder / "metrics.jsonl").write_text("")
     before = snapshot(folder)

@@ -144,12 +144,12 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     check_data(exp)  # settings that cannot be drawn are bad input: refused before any run trains
     writable_folder(Path(args.runs), "--runs")
     jobs = min(args.jobs, len(exp.runs))
-    threads = args.threads or max(1, torch.get_num_threads() // jobs)  # the cores divided between the jobs
-    at_once = f", {jobs} at a time with {threads} thread{'s' * (threads > 1)} each" if jobs > 1 else ""
+    each = f"with {args.threads} thread{'s' * (args.threads > 1)} each" if args.threads else "the cores divided"
+    at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
     print(f"{exp.path}: {len(exp.runs)} runs on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
     try:
         status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing, jobs=jobs,
-                          threads=threads)
+                          threads=args.threads)
     except KeyboardInterrupt:
         import shlex
 

@@ -342,6 +342,20 @@ def test_a_run_another_process_works_on_is_refused(capsys, tmp_path):
     assert json.loads((runs / "tiny/trial-1/result.json").read_text())["status"] == "finished"
     assert not (runs / "tiny" / "trial-2").exists()
 
+    # a run to skip needs no lock: it is skipped though busy, and the other trains
+    with RunStore(runs, "tiny/trial-1").lock():
+        status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing")
+    assert status == 0 and "[1/2] tiny/trial-1: finished before, skipped" in err, err
+    assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
+
+
+def test_where_no_lock_can_be_taken_the_run_goes_on_without(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "tiny" / ".trial-1.lock").mkdir(parents=True)  # no lock file can be opened there
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs))
+    assert status == 0, err
+    assert json.loads((runs / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+
 
 def test_trials_differ_but_share_the_validation_set(tiny_runs):
     runs, _ = tiny_runs

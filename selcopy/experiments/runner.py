@@ -35,7 +35,8 @@ def run_grid(
     jobs: int = 1, threads: int = 0,
 ) -> int:
     """Train each run under `root`, `jobs` of them at a time (each in a process of its own with
-    `threads` torch threads); 0 if all finished, 1 if any failed."""
+    `threads` torch threads, 0: the cores divided between the jobs); 0 if all finished, 1 if any
+    failed."""
     named = [(f"[{i}/{len(runs)}] {spec.name}", spec) for i, spec in enumerate(runs, 1)]
     if jobs > 1:
         failed = side_by_side(named, root, device, skip_existing, jobs, threads, log)
@@ -68,6 +69,9 @@ def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool
     """Train (or skip) one run of a grid, holding its lock; False if it failed, which is logged
     and, where its folder holds no finished result, recorded in its result.json."""
     store = RunStore(root, spec.name)
+    checked = check_run(spec, store, skip_existing, log, prefix)  # skips and refusals need no lock
+    if checked is not None:
+        return checked
     try:
         with store.lock():
             return _run_locked(spec, store, device, skip_existing, log, prefix, bar)
@@ -78,7 +82,7 @@ def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool
 
 def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_existing: bool, log: Log, prefix: str,
                 bar: bool) -> bool:
-    checked = check_run(spec, store, skip_existing, log, prefix)
+    checked = check_run(spec, store, skip_existing, log, prefix)  # again: the folder may have changed
     if checked is not None:
         return checked
     try:
@@ -97,8 +101,12 @@ def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_exist
 
 
 def record_failure(store: RunStore, spec: RunSpec, error: str, trace: str, log: Log, prefix: str) -> None:
-    """Write a failed result.json, unless the folder holds a finished one (which is kept)."""
-    if store.finished():  # it failed before its finished folder was moved aside
+    """Write a failed result.json, unless the folder holds a finished one or is another
+    settings' (it failed before the folder was moved aside), whose result is kept."""
+    try:
+        if store.finished() or store.other_settings(spec.config_dict()):
+            return
+    except SelcopyError:  # an unreadable config.yaml: not this run's to write into
         return
     try:
         store.write_result({"status": "failed", "run": spec.name, "error": error, "traceback": trace})
@@ -122,6 +130,7 @@ def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.dev
             pending.append((prefix, spec))
         elif not checked:
             failed.add(spec.name)
+    threads = threads or max(1, torch.get_num_threads() // max(1, min(jobs, len(pending))))  # cores divided
     terminated = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)  # stopped from outside: stop the jobs first
     try:
@@ -139,9 +148,14 @@ def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.dev
                 if process.exitcode != 0:
                     failed.add(spec.name)
                 if process.exitcode not in (0, 1):  # killed, or crashed below Python: nothing recorded it
-                    how = _ending(process.exitcode)
-                    log(f"{prefix}: failed: its process {how}")
-                    record_failure(RunStore(root, spec.name), spec, f"its process {how}", "", log, prefix)
+                    how = f"its process {_ending(process.exitcode)}"
+                    store = RunStore(root, spec.name)
+                    try:
+                        with store.lock():  # not into a folder that another process has taken since
+                            record_failure(store, spec, how, "", log, prefix)
+                    except RunBusy:
+                        pass
+                    log(f"{prefix}: failed: {how}")
     finally:
         signal.signal(signal.SIGTERM, terminated)
         for process in started:
@@ -164,6 +178,9 @@ def _ending(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         with contextlib.suppress(ValueError):
             return f"was killed by {signal.Signals(-exitcode).name}"
+    if exitcode is not None and exitcode > 128:  # a job ends SIGTERM as exit status 128 + 15
+        with contextlib.suppress(ValueError):
+            return f"was stopped by {signal.Signals(exitcode - 128).name}"
     return f"ended with exit status {exitcode}"
 
 

@@ -122,20 +122,26 @@ class RunStore:
     def lock(self) -> Iterator[None]:
         """Hold `.<slug>.lock` beside the folder while working on the run: a second process
         (another command, a job left running) gets RunBusy instead of writing the same folder.
-        The lock ends with the process, even killed; off POSIX there is none."""
+        The lock ends with the process, even killed. Where there is no lock to take (not POSIX,
+        a file system without locks, no lock file can be made) the run goes on without one."""
         try:
             import fcntl
-        except ImportError:
+
+            path = self.folder.with_name(f".{self.folder.name}.lock")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")
+        except (ImportError, OSError):
             yield
             return
-        path = self.folder.with_name(f".{self.folder.name}.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunBusy(f"{self.folder}: another selcopy process is working on this run "
                               f"(it holds {path}); wait for it or stop it") from None
+            except OSError:  # e.g. ENOLCK on a network file system without a lock service
+                yield
+                return
             yield
 
     def backup(self) -> Path:

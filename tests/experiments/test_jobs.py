@@ -71,7 +71,7 @@ def test_a_killed_job_is_recorded_and_sigterm_stops_the_rest(tmp_path):
         jobs = jobs_of(child.pid)
         assert len(jobs) == 2, jobs
         os.kill(jobs[0], signal.SIGKILL)
-        wait_for(lambda: logged("failed: its process was killed by SIGKILL"))
+        wait_for(lambda: logged("failed: its process was killed by SIGKILL"))  # logged once recorded
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=120) == 130
     finally:

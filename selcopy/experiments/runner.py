@@ -47,21 +47,24 @@ def run_grid(
     return 1 if failed else 0
 
 
-def check_run(spec: RunSpec, store: RunStore, skip_existing: bool, log: Log, prefix: str) -> bool | None:
+def check_run(
+    spec: RunSpec, store: RunStore, skip_existing: bool, log: Log, prefix: str
+) -> tuple[bool | None, str | None]:
     """What the run's folder allows, before anything is written: None train it, True skip it
-    (finished before), False it failed (logged: a folder of other settings, or unreadable)."""
+    (finished before), False it failed (logged: a folder of other settings, or unreadable);
+    with why the folder holds other settings, if it does (then nothing trained in it)."""
     try:
         other = store.other_settings(spec.config_dict())
     except SelcopyError as error:
         log(f"{prefix}: failed: {error}; move that folder away")
-        return False
+        return False, None
     if other and store.trained():
         log(f"{prefix}: failed: {other}; rename the experiment or move that folder away")
-        return False
+        return False, other
     if store.finished() and skip_existing and not other:
         log(f"{prefix}: finished before, skipped")
-        return True
-    return None
+        return True, None
+    return None, other
 
 
 def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool, log: Log, prefix: str,
@@ -69,7 +72,7 @@ def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool
     """Train (or skip) one run of a grid, holding its lock; False if it failed, which is logged
     and, where its folder holds no finished result, recorded in its result.json."""
     store = RunStore(root, spec.name)
-    checked = check_run(spec, store, skip_existing, log, prefix)  # skips and refusals need no lock
+    checked, _ = check_run(spec, store, skip_existing, log, prefix)  # skips and refusals need no lock
     if checked is not None:
         return checked
     try:
@@ -82,11 +85,11 @@ def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool
 
 def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_existing: bool, log: Log, prefix: str,
                 bar: bool) -> bool:
-    checked = check_run(spec, store, skip_existing, log, prefix)  # again: the folder may have changed
+    checked, other = check_run(spec, store, skip_existing, log, prefix)  # again: the folder may have changed
     if checked is not None:
         return checked
     try:
-        if store.other_settings(spec.config_dict()):  # earlier settings that failed before they trained
+        if other:  # earlier settings that failed before they trained
             log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
         elif store.finished():
             log(f"{prefix}: finished before, previous results moved to {store.backup()}")
@@ -125,7 +128,7 @@ def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.dev
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
     pending, running, started, failed = [], {}, [], set()
     for prefix, spec in named:
-        checked = check_run(spec, RunStore(root, spec.name), skip_existing, log, prefix)
+        checked, _ = check_run(spec, RunStore(root, spec.name), skip_existing, log, prefix)
         if checked is None:
             pending.append((prefix, spec))
         elif not checked:

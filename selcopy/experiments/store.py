@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from selcopy.errors import SelcopyError
-from selcopy.train.checkpoint import atomic_write
+from selcopy.train.checkpoint import atomic_write, first_free
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it: many times faster
 
@@ -146,9 +146,7 @@ class RunStore:
 
     def backup(self) -> Path:
         """Move the folder aside (`<slug>.prev-N`) so a rerun never overwrites saved results."""
-        n = 1
-        while (target := self.folder.with_name(f"{self.folder.name}.prev-{n}")).exists():
-            n += 1
+        target = first_free(self.folder, ".prev-")
         os.replace(self.folder, target)
         return target
 

@@ -70,11 +70,17 @@ def save_rotating(folder: Path, state: dict[str, Any]) -> None:
         if _is_good(latest):
             os.replace(latest, folder / "previous.pt")
         else:
-            n = 1
-            while (aside := folder / f"latest.pt.bad-{n}").exists():
-                n += 1
-            os.replace(latest, aside)
+            os.replace(latest, first_free(latest, ".bad-"))
     save(latest, state)
+
+
+def first_free(path: Path, infix: str) -> Path:
+    """`<path's name><infix>N` beside it, for the smallest N from 1 that does not exist: a name
+    to set a file or folder aside under without overwriting one set aside before."""
+    n = 1
+    while (target := path.with_name(f"{path.name}{infix}{n}")).exists():
+        n += 1
+    return target
 
 
 def _is_good(path: Path) -> bool:

@@ -27,6 +27,11 @@ EXAMPLES = """examples:
 """
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     from selcopy.tasks import TASKS, make_task
     from selcopy.tasks.selective_copy import show
@@ -124,7 +129,7 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         print(json.dumps(listing, indent=1))
         return 0
-    print(f"{exp.path}: {len(listing)} runs of experiment '{exp.name}' (nothing is trained by show)")
+    print(f"{exp.path}: {counted(len(listing), 'run')} of experiment '{exp.name}' (nothing is trained by show)")
     width = max(len(r["name"]) for r in listing)
     for r in listing:
         model = r["settings"]["model"]["name"]
@@ -144,9 +149,10 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     check_data(exp)  # settings that cannot be drawn are bad input: refused before any run trains
     writable_folder(Path(args.runs), "--runs")
     jobs = min(args.jobs, len(exp.runs))
-    each = f"with {args.threads} thread{'s' * (args.threads > 1)} each" if args.threads else "the cores divided"
+    each = f"with {counted(args.threads, 'thread')} each" if args.threads else "the cores divided"
     at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
-    print(f"{exp.path}: {len(exp.runs)} runs on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
+    runs = counted(len(exp.runs), "run")
+    print(f"{exp.path}: {runs} on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
     try:
         status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing, jobs=jobs,
                           threads=args.threads)

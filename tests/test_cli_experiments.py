@@ -78,6 +78,11 @@ def test_show_text_trains_nothing(capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_show_counts_one_run_in_the_singular(capsys):
+    assert main(["show", str(TINY), "--where", "${trial} == 1"]) == 0
+    assert "1 run of experiment 'tiny'" in capsys.readouterr().out
+
+
 def test_show_rejects_settings_that_cannot_fill_their_data(capsys):
     assert main(["show", str(FAILING)]) == 2
     err = capsys.readouterr().err.strip()

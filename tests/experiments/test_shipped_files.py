@@ -1,0 +1,40 @@
+"""The experiment files the repository ships load, and their data can be drawn: a shipped file
+that `selcopy run` would refuse is a bug of ours, not the user's."""
+
+from pathlib import Path
+
+import pytest
+
+from selcopy.cli import check_data
+from selcopy.experiments import load_experiment
+from selcopy.experiments.grid import select_runs
+
+ROOT = Path(__file__).parents[2]
+SHIPPED = sorted([*ROOT.glob("experiments/**/*.yml"), *ROOT.glob("benchmarks/**/*.yml")])
+
+
+def test_the_shipped_files_are_found():
+    names = {p.relative_to(ROOT).as_posix() for p in SHIPPED}
+    assert {"experiments/quickstart.yml", "experiments/article/04-baselines.yml", "benchmarks/jobs.yml"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_shipped_file_loads_and_its_data_can_be_drawn(path):
+    experiment = load_experiment(path)
+    assert experiment.runs
+    check_data(experiment)
+
+
+@pytest.mark.parametrize("trials, base, where", [
+    ("03-easy-examples-12l-trials.yml", "03-easy-examples.yml", "${l} == 12"),
+    ("10-attention-6l-last-trials.yml", "10-attention-6l-5ops.yml", "${attn} == [0, 0, 0, 0, 0, true]"),
+])
+def test_a_trials_file_repeats_its_row_with_other_seeds(trials, base, where):
+    """More trials of one article row: the same task, model and training, only the seed differs."""
+    article = ROOT / "experiments" / "article"
+    [row] = select_runs(load_experiment(article / base), where).runs
+    repeats = load_experiment(article / trials).runs
+    assert [run.variables for run in repeats] == [{"trial": 1}, {"trial": 2}]
+    for run in repeats:
+        assert (run.task, run.model, run.train) == (row.task, row.model, row.train)
+    assert len({row.seed, *(run.seed for run in repeats)}) == 3

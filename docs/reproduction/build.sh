@@ -14,8 +14,8 @@ table() { echo; echo "\$ selcopy results$(shown "$@" --runs "$R" --unfinished)";
 
 # 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer largely solves it (3 trials)
 table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'
-# the same training set, 12 and 18 layers without attention (table 3)
-table experiments/article/03-easy-examples.yml --where '${l} > 6'
+# table 3: the same training set, 6 (in float32), 12 and 18 layers without attention
+table experiments/article/03-easy-examples.yml
 table experiments/article/03-easy-examples-12l-trials.yml --std validation_mask_error%
 table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
 table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
@@ -26,8 +26,7 @@ table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and
 table experiments/article/04-baselines.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
-"$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --where '${l} > 6' --group-by l \
-  --out "$OUT/easy-examples-depth.png"
+"$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \
   --where '${attn} == [0, 0, 0, 0, 0, true]' --out "$OUT/attention-6l.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-last-trials.yml --runs "$R" --out "$OUT/attention-6l-trials.png"

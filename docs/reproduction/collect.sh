@@ -22,7 +22,7 @@ copy_runs() {  # copy_runs EXPERIMENT_FOLDER DESTINATION_ROOT [images]: runs/<na
   done
 }
 
-copy_runs article/03-easy-examples docs/reproduction/runs images
+copy_runs article/03-easy-examples docs/reproduction/runs
 copy_runs article/03-easy-examples-12l-trials docs/reproduction/runs
 copy_runs article/04-baselines docs/reproduction/runs images
 copy_runs article/10-attention-6l-5ops docs/reproduction/runs images

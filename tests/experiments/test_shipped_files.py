@@ -38,3 +38,13 @@ def test_a_trials_file_repeats_its_row_with_other_seeds(trials, base, where):
     for run in repeats:
         assert (run.task, run.model, run.train) == (row.task, row.model, row.train)
     assert len({row.seed, *(run.seed for run in repeats)}) == 3
+
+
+def test_the_float32_file_repeats_its_row_in_float32_with_the_same_seed():
+    """So that the two runs compare the precisions alone: same data, same initial weights."""
+    article = ROOT / "experiments" / "article"
+    [row] = select_runs(load_experiment(article / "10-attention-6l-5ops.yml"), "${attn} == [0, 0, 0, 0, 0, true]").runs
+    [run] = load_experiment(article / "10-attention-6l-last-float32.yml").runs
+    assert (row.train["precision"], run.train["precision"]) == ("bfloat16", "float32")
+    assert (run.task, run.model, {**run.train, "precision": "bfloat16"}) == (row.task, row.model, row.train)
+    assert run.seed == row.seed

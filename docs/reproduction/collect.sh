@@ -27,6 +27,7 @@ copy_runs article/03-easy-examples-12l-trials docs/reproduction/runs
 copy_runs article/04-baselines docs/reproduction/runs images
 copy_runs article/10-attention-6l-5ops docs/reproduction/runs images
 copy_runs article/10-attention-6l-last-trials docs/reproduction/runs images
+copy_runs article/10-attention-6l-last-float32 docs/reproduction/runs
 copy_runs article/05-attention-invention docs/reproduction/runs
 for dir in quality/loss quality/bf16; do
   copy_runs "$dir" benchmarks/quality/runs

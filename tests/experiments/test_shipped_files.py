@@ -10,7 +10,15 @@ from selcopy.experiments import load_experiment
 from selcopy.experiments.grid import select_runs
 
 ROOT = Path(__file__).parents[2]
+ARTICLE = ROOT / "experiments" / "article"
+ATTN_LAST = "${attn} == [0, 0, 0, 0, 0, true]"
 SHIPPED = sorted([*ROOT.glob("experiments/**/*.yml"), *ROOT.glob("benchmarks/**/*.yml")])
+
+
+def article_row(file: str, where: str):
+    """The one run of an article file that `where` selects."""
+    [row] = select_runs(load_experiment(ARTICLE / file), where).runs
+    return row
 
 
 def test_the_shipped_files_are_found():
@@ -27,13 +35,12 @@ def test_a_shipped_file_loads_and_its_data_can_be_drawn(path):
 
 @pytest.mark.parametrize("trials, base, where", [
     ("03-easy-examples-12l-trials.yml", "03-easy-examples.yml", "${l} == 12"),
-    ("10-attention-6l-last-trials.yml", "10-attention-6l-5ops.yml", "${attn} == [0, 0, 0, 0, 0, true]"),
+    ("10-attention-6l-last-trials.yml", "10-attention-6l-5ops.yml", ATTN_LAST),
 ])
 def test_a_trials_file_repeats_its_row_with_other_seeds(trials, base, where):
     """More trials of one article row: the same task, model and training, only the seed differs."""
-    article = ROOT / "experiments" / "article"
-    [row] = select_runs(load_experiment(article / base), where).runs
-    repeats = load_experiment(article / trials).runs
+    row = article_row(base, where)
+    repeats = load_experiment(ARTICLE / trials).runs
     assert [run.variables for run in repeats] == [{"trial": 1}, {"trial": 2}]
     for run in repeats:
         assert (run.task, run.model, run.train) == (row.task, row.model, row.train)
@@ -42,9 +49,8 @@ def test_a_trials_file_repeats_its_row_with_other_seeds(trials, base, where):
 
 def test_the_float32_file_repeats_its_row_in_float32_with_the_same_seed():
     """So that the two runs compare the precisions alone: same data, same initial weights."""
-    article = ROOT / "experiments" / "article"
-    [row] = select_runs(load_experiment(article / "10-attention-6l-5ops.yml"), "${attn} == [0, 0, 0, 0, 0, true]").runs
-    [run] = load_experiment(article / "10-attention-6l-last-float32.yml").runs
+    row = article_row("10-attention-6l-5ops.yml", ATTN_LAST)
+    [run] = load_experiment(ARTICLE / "10-attention-6l-last-float32.yml").runs
     assert (row.train["precision"], run.train["precision"]) == ("bfloat16", "float32")
     assert (run.task, run.model, {**run.train, "precision": "bfloat16"}) == (row.task, row.model, row.train)
     assert run.seed == row.seed

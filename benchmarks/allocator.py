@@ -5,9 +5,9 @@ By default glibc maps blocks above its mmap threshold afresh and returns them on
 step that allocates and frees the same few-MB tensors faults their pages in again each time;
 the threshold adapts upwards (to 32 MiB at most) to the blocks a process happens to free, so
 one process of a program may fault every step and the next not. `kept` raises the mmap and
-trim thresholds with `mallopt` first, so freed blocks are always reused. selcopy's trainer
-does so on the CPU (`selcopy.train.device.keep_freed_memory`), and `throughput.py` runs its
-reference loop so; `default` here turns the trainer's call off.
+trim thresholds with `mallopt` first, so freed blocks are always reused. a process that
+trains selcopy runs does so on the CPU (`selcopy.train.device.keep_freed_memory`), and
+`throughput.py` runs its reference loop so; `default` here leaves glibc's defaults.
 Each measurement is a fresh process; the settings alternate over `--pairs` pairs of them.
 Each setting is reported by its slowest and its best process (each process: the best of its
 rounds): glibc's defaults slow only some processes, which the best alone would hide. Page faults are
@@ -44,10 +44,6 @@ def measure(path: str, model: str, precision: str, setting: str, steps: int, war
 
     if setting == "kept" and not keep_freed_memory():
         raise RuntimeError("no glibc here, or it refused the thresholds")
-    if setting == "default":  # the trainer's own call would keep freed memory
-        import selcopy.train.loop
-
-        selcopy.train.loop.keep_freed_memory = lambda: 0
     cpu, faults = torch.device("cpu"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if path == "selcopy":
         rate = selcopy_rate(MODELS[model], steps, warmup, cpu, "token", False, precision, repeat)

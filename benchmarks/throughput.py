@@ -9,7 +9,8 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   samples generated one by one as Python strings, encoded to bytes per batch, one-hot
   targets, the cross-entropy against them, the metrics read back (`.item()`) every step. It
   runs in a process of its own (one for all models) in which glibc's malloc keeps freed memory
-  for reuse (`keep_freed_memory`), as selcopy's trainer makes it do in its process: with
+  for reuse (`keep_freed_memory`), as selcopy does in a process that trains runs (and as this
+  script's own process does for the selcopy path): with
   glibc's defaults its one-hot targets and activations would be faulted in anew every step,
   which cost it 3-12% for the 6-layer conv and up to 53% in some of the LSTM's processes
   (`allocator.py`), and the ratio would flatter selcopy. The JSON row says
@@ -51,6 +52,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from datagen import reference_sample  # noqa: E402
 
+from selcopy.experiments.runner import start_process  # noqa: E402
 from selcopy.models import build_model  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
@@ -303,6 +305,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
+    start_process(device)  # the selcopy path in a process set up as `selcopy run` sets up its own
     # one process of its own for all reference loops (idle while the selcopy path runs), freed memory kept
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as reference:
         kept = reference.submit(keep_freed_memory).result()

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import ValidationError
 
 from selcopy.errors import SelcopyError, did_you_mean, explain
+from selcopy.names import TRIAL
 
 EXAMPLES = """examples:
   selcopy sample program --count 5 --input-length 2,5 --num-operations 1,5
@@ -33,6 +34,8 @@ def counted(n: int, noun: str) -> str:
 
 
 def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
+    import torch
+
     from selcopy.tasks import TASKS, make_task
     from selcopy.tasks.selective_copy import show
     from selcopy.tasks.split import unique_samples
@@ -100,30 +103,11 @@ def load(args: argparse.Namespace):
     return select_runs(load_experiment(args.file), getattr(args, "where", None))
 
 
-def check_data(exp) -> None:
-    """Draw the data of every distinct task setting once, so that `show` reports settings whose
-    validation set or training epoch cannot be filled (exit 2) as `run` would."""
-    import json
-
-    from selcopy.errors import SelcopyError
-
-    checked: set[str] = set()
-    for run in exp.runs:
-        key = json.dumps(run.task, sort_keys=True, default=str)
-        if key in checked:
-            continue
-        checked.add(key)
-        try:
-            run.check_data()
-        except SelcopyError as error:
-            raise SelcopyError(f"{exp.path}: run {run.name}: {error}") from None
-
-
 def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
     exp = load(args)
-    check_data(exp)
+    exp.check_data()
     listing = [{"name": r.name, "variables": r.variables, "params": r.params(),
                 "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
     if args.json:
@@ -139,23 +123,31 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
-    from selcopy.experiments.runner import run_grid
+    import torch
+
+    from selcopy.experiments.executors import run_grid
+    from selcopy.experiments.runner import GridSettings, available_cores
     from selcopy.train.device import pick_device
 
     exp = load(args)
     device = pick_device(args.device)
+    cores = available_cores()
+    if args.threads > cores:
+        raise SelcopyError(f"--threads {args.threads}: more than the {counted(cores, 'core')} this process may use "
+                           f"(more threads than cores slow training many-fold); use at most {cores}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    check_data(exp)  # settings that cannot be drawn are bad input: refused before any run trains
+    exp.check_data()  # settings that cannot be drawn are bad input: refused before any run trains
     writable_folder(Path(args.runs), "--runs")
     jobs = min(args.jobs, len(exp.runs))
     each = f"with {counted(args.threads, 'thread')} each" if args.threads else "the cores divided"
     at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
     runs = counted(len(exp.runs), "run")
     print(f"{exp.path}: {runs} on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
+    grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
+                        every_example=args.every_example)
     try:
-        status = run_grid(exp.runs, Path(args.runs), device, skip_existing=args.skip_existing, jobs=jobs,
-                          threads=args.threads)
+        status = run_grid(exp.runs, grid, "processes" if jobs > 1 else "serial", jobs)
     except KeyboardInterrupt:
         import shlex
 
@@ -165,8 +157,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         return 130
     if args.table:
         try:
-            cmd_results(argparse.Namespace(file=args.file, where=args.where, runs=args.runs, average=None, std=[],
-                                           sort=[], include=[], exclude=[], json=False, unfinished=False), [])
+            print_results(exp, Path(args.runs), args.file)
         except SelcopyError as error:  # no finished run to show: the runs' status is what counts
             print(f"selcopy: {error}", file=sys.stderr)
     return status
@@ -187,48 +178,55 @@ def writable_folder(folder: Path, option: str) -> None:
 
 
 def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
+    print_results(load(args), Path(args.runs), args.file, average=args.average, std=args.std, sort=args.sort,
+                  include=args.include, exclude=args.exclude, as_json=args.json, unfinished=args.unfinished)
+    return 0
+
+
+def print_results(exp: Any, root: Path, file: str, average: str | None = None, std: Sequence[str] = (),
+                  sort: Sequence[str] = (), include: Sequence[str] = (), exclude: Sequence[str] = (),
+                  as_json: bool = False, unfinished: bool = False) -> None:
+    """Print the article-style table of `exp`'s stored runs under `root` (`selcopy results`)."""
     import json
 
     from selcopy.experiments.store import RunStore, check_stored
     from selcopy.report import tables
 
-    exp = load(args)
-    check_stored(exp.runs, Path(args.runs), args.file)
-    stores = [RunStore(Path(args.runs), r.name) for r in exp.runs]
+    check_stored(exp.runs, root, file)
+    stores = [RunStore(root, r.name) for r in exp.runs]
     stored = [(r.variables, store.result()) for r, store in zip(exp.runs, stores)]
     latest = None
-    if args.unfinished:  # runs still training (no result yet) at their latest validation; failed ones stay out
+    if unfinished:  # runs still training (no result yet) at their latest validation; failed ones stay out
         latest = [None if store.result() else (store.metrics() or [None])[-1] for store in stores]
     rows = tables.collect(stored, latest)
     missing = len(exp.runs) - len(rows)
     if not rows:
-        what = "logged metrics" if args.unfinished else "finished runs"
-        raise SelcopyError(f"{args.file}: no {what} under {args.runs}/ yet (run `selcopy run {args.file}`)")
-    average = "trial" if args.average is None else args.average  # the default: trial, where the grid has it
-    if args.average and args.average not in exp.variables:
-        hint = did_you_mean(args.average, exp.variables, show=str, known="matrix variables", list_always=True)
-        raise SelcopyError(f"--average {args.average}: not a matrix variable of {args.file}{hint}")
-    group = exp.variables + ["inputs"] * bool(args.unfinished)  # trials average only at the same progress
-    rows = tables.aggregate(rows, group, average, args.std)
+        what = "logged metrics" if unfinished else "finished runs"
+        raise SelcopyError(f"{file}: no {what} under {root}/ yet (run `selcopy run {file}`)")
+    if average and average not in exp.variables:
+        hint = did_you_mean(average, exp.variables, show=str, known="matrix variables", list_always=True)
+        raise SelcopyError(f"--average {average}: not a matrix variable of {file}{hint}")
+    group = exp.variables + ["inputs"] * unfinished  # trials average only at the same progress
+    rows = tables.aggregate(rows, group, TRIAL if average is None else average, list(std))
     tables.mark_noise(rows)
-    columns = tables.choose_columns(rows, exp.variables, args.include, args.exclude, average,
-                                    partial=bool(args.unfinished))
-    rows = tables.sort_rows(rows, args.sort)
-    if args.json:
+    columns = tables.choose_columns(rows, exp.variables, list(include), list(exclude),
+                                    TRIAL if average is None else average, partial=unfinished)
+    rows = tables.sort_rows(rows, list(sort))
+    if as_json:
         print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1))
     else:
         print(tables.markdown(rows, columns))
     if missing:
-        what = "have logged nothing" if args.unfinished else "not finished"
+        what = "have logged nothing" if unfinished else "not finished"
         print(f"({missing} of {len(exp.runs)} runs {what}, left out)", file=sys.stderr)
-    return 0
 
 
 def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
-    from selcopy.report.plots import load_runs, plot_experiment
+    from selcopy.experiments.store import load_runs
+    from selcopy.report.plots import plot_experiment
 
     exp = load(args)
-    runs = load_runs(exp, Path(args.runs))
+    runs = load_runs(exp.runs, Path(args.runs), args.file)
     if not runs:
         raise SelcopyError(f"{args.file}: no run has logged metrics under {args.runs}/ yet")
     out = Path(args.out or f"{exp.name.replace('/', '-')}.png")
@@ -242,67 +240,25 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    import yaml
+    import torch
 
-    from selcopy.experiments import RunSpec
-    from selcopy.tasks import TASKS, make_task
-    from selcopy.tasks.split import unique_samples
-    from selcopy.train import checkpoint
+    from selcopy.experiments.evaluation import evaluate_run, load_run
+    from selcopy.tasks import TASKS
     from selcopy.train.device import pick_device
-    from selcopy.train.loop import evaluate
-    from selcopy.train.metrics import summarize
 
     folder = Path(args.run)
-    config_path = folder / "config.yaml"
-    if not config_path.is_file():
-        raise SelcopyError(f"{folder}: not a run folder (no config.yaml)")
-    try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise SelcopyError(f"{config_path}: cannot be read: {str(error).splitlines()[0]}") from None
-    spec = RunSpec.from_config_dict(data, str(config_path))
-    path = folder / "checkpoints" / f"{args.checkpoint}.pt"
-    if not path.is_file():
-        raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
-    try:
-        state = checkpoint.load(path)
-    except (checkpoint.CorruptCheckpoint, OSError) as error:
-        raise SelcopyError(str(error)) from None
+    spec = load_run(folder)
+    changes = task_flags(TASKS[spec.task["name"]].Config, extra)
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = spec.build_model()
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as error:
-        raise SelcopyError(f"{path}: does not fit the model of {config_path}: "
-                           f"{str(error).strip().splitlines()[-1].strip()}") from None
-    model.to(device)
-    if args.data == "test" and not spec.has_test:
-        raise SelcopyError(f"--data test: {config_path} defines no test set (no test_<setting> in its task)")
-    name, settings = spec.task_settings(args.data)
-    changes = task_flags(TASKS[name].Config, extra)
-    task = make_task(name, {**settings, **changes})
-    if changes or args.count or args.seed is not None:  # a new draw (it may hold training questions)
-        count = args.count or spec.task[f"{args.data}_count"]
-        seed = spec.task[f"{args.data}_seed"] if args.seed is None else args.seed
-        eval_data = unique_samples(task, count, torch.Generator().manual_seed(seed))
-        flags = [f"--{k.replace('_', '-')} {v}" for k, v in changes.items()]
-        described = f"drawn from seed {seed}" + "".join(f", {f}" for f in flags)
-    else:  # the run's own fixed set, exactly
-        split = spec.build_split()
-        eval_data = split.validation if args.data == "validation" else split.test
-        described = f"the run's {args.data} set"
-    metrics = summarize(evaluate(model, eval_data, spec.train_config(), device), "")
-    report = {"run": spec.name, "checkpoint": args.checkpoint, "inputs": int(state["inputs"]),
-              "samples": len(eval_data), "data": described,
-              "task": {"name": name, **task.config.model_dump(mode="json")}, "metrics": metrics}
+    report = evaluate_run(spec, folder, args.checkpoint, args.data, changes, args.count, args.seed, device)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {len(eval_data):,} samples "
-          f"({described})")
-    for key, value in metrics.items():
+    print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {report['samples']:,} "
+          f"samples ({report['data']})")
+    for key, value in report["metrics"].items():
         print(f"  {key:<22} {value:.6g}")
     return 0
 
@@ -344,26 +300,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="print the exact bytes (selective-copy: spaces, not dots)")
     p.set_defaults(func=cmd_sample, takes_extra=True)
 
-    p = sub.add_parser("show", help="expand and validate a grid, list its runs (trains nothing)")
-    p.add_argument("file")
+    grid = argparse.ArgumentParser(add_help=False)  # the flags of every command that reads a grid
+    grid.add_argument("file", help="an experiment file (YAML)")
+    grid.add_argument("--where", default=None, metavar="EXPR",
+                      help="only the runs whose matrix values satisfy EXPR, e.g. '${l} == 6' (the $filter language)")
+    stored = argparse.ArgumentParser(add_help=False)
+    stored.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
+
+    p = sub.add_parser("show", parents=[grid], help="expand and validate a grid, list its runs (trains nothing)")
     p.add_argument("--json", action="store_true", help="a list of {name, variables, settings, params}")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("run", help="train every run of a grid, resumably")
-    p.add_argument("file")
+    p = sub.add_parser("run", parents=[grid, stored, device], help="train every run of a grid, resumably")
     p.add_argument("--skip-existing", action="store_true", help="leave finished runs as they are")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
-    p.add_argument("--runs", default="runs", help="folder that holds the run folders (default: runs)")
     p.add_argument("--table", action="store_true", help="print the result table at the end")
     p.add_argument("--threads", type=positive_int, default=0,
-                   help="torch CPU threads (of each job; default: the cores, divided between the jobs)")
+                   help="torch CPU threads (of each job; default: the cores, divided between the jobs); "
+                        "a run that resumes keeps the count it trained with")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="train this many runs at once, each in a process of its own (default: 1)")
+    p.add_argument("--every-example", action="store_true",
+                   help="keep every validation's example image (default: the latest and the best)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("results", help="the article-style table of a grid's stored runs")
-    p.add_argument("file")
-    p.add_argument("--runs", default="runs")
+    p = sub.add_parser("results", parents=[grid, stored], help="the article-style table of a grid's stored runs")
     p.add_argument("--average", default=None,
                    help="matrix variable to average over (default: trial, if the grid has it; '' for none)")
     p.add_argument("--std", nargs="*", default=[], metavar="COL", help="also show the std of these columns")
@@ -375,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also show runs that have not finished, at their latest validation (column inputs)")
     p.set_defaults(func=cmd_results)
 
-    p = sub.add_parser("eval", help="evaluate a run's checkpoint on its validation set or on other task settings",
+    p = sub.add_parser("eval", parents=[device],
+                       help="evaluate a run's checkpoint on its validation set or on other task settings",
                        epilog="task settings as flags change the evaluation data, e.g. --num-operations 6,8 "
                               "(a set drawn with settings that training also draws from may hold training "
                               "questions; the run's own validation set never does)")
@@ -386,24 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=positive_int, default=0, help="samples (default: the run's validation_count)")
     p.add_argument("--seed", type=seed_int, default=None,
                    help="seed of the drawn set (default: the run's validation_seed)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
     p.add_argument("--threads", type=positive_int, default=0, help="torch CPU threads")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval, takes_extra=True)
 
-    p = sub.add_parser("plot", help="error curves of a grid's runs (mean and min-max band over trials)")
-    p.add_argument("file")
-    p.add_argument("--runs", default="runs")
+    p = sub.add_parser("plot", parents=[grid, stored],
+                       help="error curves of a grid's runs (mean and min-max band over trials)")
     p.add_argument("--metric", nargs="*", default=None, metavar="COL",
                    help="panels to draw (default: validation loss, mask error, sample error)")
     p.add_argument("--group-by", default=None, metavar="VAR", help="colour by this matrix variable")
     p.add_argument("--out", default=None, help="PNG path (default: <experiment name>.png)")
     p.set_defaults(func=cmd_plot)
-
-    for name in ("show", "run", "results", "plot"):
-        sub.choices[name].add_argument(
-            "--where", default=None, metavar="EXPR",
-            help="only the runs whose matrix values satisfy EXPR, e.g. '${l} == 6' (the $filter language)")
 
     p = sub.add_parser("ls", help="list what exists")
     p.add_argument("what", choices=["tasks", "models"])

@@ -288,7 +288,10 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(png) as image:
             assert image.width > 0 and image.height > 0
-        assert (folder / "examples" / "validation-000001280.png").read_bytes() == png.read_bytes()
+        best = folder / "examples" / "validation-best.png"
+        assert best.is_file() and sorted(p.name for p in (folder / "examples").iterdir()) == [best.name, png.name]
+        assert (best.read_bytes() == png.read_bytes()) == (result["best"]["inputs"] == 1280)
+        assert state["threads"] == 1  # the count a resumed run keeps
         assert not list(folder.rglob(".*.tmp-*"))  # no leftovers of atomic writes
 
 
@@ -444,7 +447,7 @@ def test_run_refuses_settings_that_cannot_be_drawn_before_anything_trains(capsys
 
 def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path, monkeypatch):
     """A run that fails only once it trains (here: the data check before training is skipped)."""
-    monkeypatch.setattr("selcopy.cli.check_data", lambda exp: None)
+    monkeypatch.setattr("selcopy.experiments.grid.Experiment.check_data", lambda exp: None)
     runs = tmp_path / "runs"
     status, _, err = run(capsys, str(FAILING), "--runs", str(runs))
     assert status == 1

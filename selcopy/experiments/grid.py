@@ -29,9 +29,10 @@ from typing import Any
 
 import yaml
 
-from selcopy.errors import ConfigError, did_you_mean
+from selcopy.errors import ConfigError, SelcopyError, did_you_mean
 from selcopy.experiments.expr import PLACEHOLDER, evaluate
-from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
+from selcopy.experiments.spec import RunSpec, check_trial
+from selcopy.names import TRIAL, value_text
 
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
@@ -50,6 +51,20 @@ class Experiment:
     path: Path
     variables: list[str]
     runs: list[RunSpec]
+
+    def check_data(self) -> None:
+        """Draw the data of every distinct task setting once, so that settings whose validation
+        set or training epoch cannot be filled are bad input (a ConfigError naming the run)
+        before anything trains."""
+        checked: set[str] = set()
+        for run in self.runs:
+            key = json.dumps(run.task, sort_keys=True, default=str)
+            if key not in checked:
+                checked.add(key)
+                try:
+                    run.check_data()
+                except SelcopyError as error:
+                    raise ConfigError(f"{self.path}: run {run.name}: {error}") from None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -249,18 +264,8 @@ def run_slug(values: dict[str, Any]) -> str:
     """`trial-1_l-5_attn-0,0,0,0,T`: `var-value` joined by `_`, in matrix order; `run` if none."""
     if not values:
         return "run"
-    parts = (f"{name}-{slug_text(value)}" for name, value in values.items())
+    parts = (f"{name}-{value_text(value)}" for name, value in values.items())
     return "_".join(SLUG_UNSAFE.sub("-", part) for part in parts)
-
-
-def slug_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "T" if value else "F"
-    if isinstance(value, (list, tuple)):
-        return ",".join(slug_text(item) for item in value)
-    if isinstance(value, dict):
-        return ",".join(f"{k}={slug_text(v)}" for k, v in value.items())
-    return "none" if value is None else str(value)
 
 
 def experiment_name(name: Any, where: str) -> str:

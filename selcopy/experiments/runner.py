@@ -1,14 +1,14 @@
-"""Run every run of a grid, resumably; a run that fails is recorded and the others go on."""
+"""One run's lifecycle, wherever it trains: check its folder, take its lock, train or resume
+it, record how it ended. Executors (`selcopy.experiments.executors`) decide where and when."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +16,48 @@ import torch
 from tqdm import tqdm
 
 from selcopy.errors import SelcopyError
+from selcopy.experiments.recorder import THREADS, Recorder, finish, record_failure, repair_best
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunBusy, RunStore
-from selcopy.report.examples import write_examples
 from selcopy.train import checkpoint
+from selcopy.train.device import keep_freed_memory
 from selcopy.train.loop import Trainer
-from selcopy.train.metrics import summarize
 
 Log = Callable[[str], None]
 
 
-def _log(message: str) -> None:
+def log_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_grid(
-    runs: list[RunSpec], root: Path, device: torch.device, skip_existing: bool = False, log: Log = _log,
-    jobs: int = 1, threads: int = 0,
-) -> int:
-    """Train each run under `root`, `jobs` of them at a time (each in a process of its own with
-    `threads` torch threads, 0: the cores divided between the jobs); 0 if all finished, 1 if any
-    failed."""
-    named = [(f"[{i}/{len(runs)}] {spec.name}", spec) for i, spec in enumerate(runs, 1)]
-    if jobs > 1:
-        failed = side_by_side(named, root, device, skip_existing, jobs, threads, log)
-    else:
-        failed = [spec.name for prefix, spec in named if not run_one(spec, root, device, skip_existing, log, prefix)]
-    if failed:
-        log(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
-    return 1 if failed else 0
+@dataclass(frozen=True)
+class GridSettings:
+    """What every run of one `selcopy run` shares: where runs are stored, the device, whether
+    finished runs are skipped, torch threads per run (0: the process's own count), where
+    progress lines go, and whether every validation's example image is kept."""
+
+    root: Path
+    device: torch.device
+    skip_existing: bool = False
+    threads: int = 0
+    log: Log = log_line
+    every_example: bool = False
+
+
+def start_process(device: torch.device, threads: int = 0) -> None:
+    """Set up a process that trains runs: its torch threads and, on the CPU, malloc keeping freed
+    memory (no page faults for the tensors every step allocates anew; `keep_freed_memory`)."""
+    if threads:
+        torch.set_num_threads(threads)
+    if device.type == "cpu":
+        keep_freed_memory()
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def check_run(
@@ -67,25 +80,24 @@ def check_run(
     return None, other
 
 
-def run_one(spec: RunSpec, root: Path, device: torch.device, skip_existing: bool, log: Log, prefix: str,
-            bar: bool = True) -> bool:
+def run_one(spec: RunSpec, grid: GridSettings, prefix: str, bar: bool = True) -> bool:
     """Train (or skip) one run of a grid, holding its lock; False if it failed, which is logged
     and, where its folder holds no finished result, recorded in its result.json."""
-    store = RunStore(root, spec.name)
-    checked, _ = check_run(spec, store, skip_existing, log, prefix)  # skips and refusals need no lock
+    store = RunStore(grid.root, spec.name)
+    checked, _ = check_run(spec, store, grid.skip_existing, grid.log, prefix)  # skips and refusals need no lock
     if checked is not None:
         return checked
     try:
         with store.lock():
-            return _run_locked(spec, store, device, skip_existing, log, prefix, bar)
+            return _run_locked(spec, store, grid, prefix, bar)
     except RunBusy as error:
-        log(f"{prefix}: failed: {error}")
+        grid.log(f"{prefix}: failed: {error}")
         return False
 
 
-def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_existing: bool, log: Log, prefix: str,
-                bar: bool) -> bool:
-    checked, other = check_run(spec, store, skip_existing, log, prefix)  # again: the folder may have changed
+def _run_locked(spec: RunSpec, store: RunStore, grid: GridSettings, prefix: str, bar: bool) -> bool:
+    log = grid.log
+    checked, other = check_run(spec, store, grid.skip_existing, log, prefix)  # again: the folder may have changed
     if checked is not None:
         return checked
     try:
@@ -93,149 +105,64 @@ def _run_locked(spec: RunSpec, store: RunStore, device: torch.device, skip_exist
             log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
         elif store.finished():
             log(f"{prefix}: finished before, previous results moved to {store.backup()}")
-        train_run(spec, store, device, log, prefix, bar)
+        train_run(spec, store, grid.device, log, prefix, bar, grid.every_example)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # isolate the failure, record it, go on with the next run
-        log(f"{prefix}: failed: {type(e).__name__}: {e}")
-        record_failure(store, spec, f"{type(e).__name__}: {e}", traceback.format_exc(), log, prefix)
+        reason = f"{type(e).__name__}: {e}"
+        log(f"{prefix}: failed: {reason}")
+        record_failure(store, spec, reason, traceback.format_exc(), log, prefix)
         return False
     return True
 
 
-def record_failure(store: RunStore, spec: RunSpec, error: str, trace: str, log: Log, prefix: str) -> None:
-    """Write a failed result.json, unless the folder holds a finished one or is another
-    settings' (it failed before the folder was moved aside), whose result is kept."""
+@contextlib.contextmanager
+def run_threads(state: dict[str, Any] | None, log: Log) -> Iterator[None]:
+    """Torch's thread count while a run trains: the count its checkpoint was written with, when it
+    resumes (a run's numbers depend on it: the order of float sums), whatever the resuming
+    command asks; the process's own count is restored after."""
+    now = torch.get_num_threads()
+    recorded = int(state.get(THREADS) or 0) if state else 0
+    if recorded and recorded != now:
+        cores = available_cores()
+        if recorded > cores:
+            raise SelcopyError(f"it trained with {recorded} torch threads, more than the {cores} core{'s' * (cores != 1)} here: "
+                               f"resume it on a machine with {recorded} cores, or move its folder away to start over")
+        log(f"resumes with the {recorded} thread{'s' * (recorded != 1)} it trained with, not {now}: "
+            "its numbers depend on the count")
+        torch.set_num_threads(recorded)
     try:
-        if store.finished() or store.other_settings(spec.config_dict()):
-            return
-    except SelcopyError:  # an unreadable config.yaml: not this run's to write into
-        return
-    try:
-        store.write_result({"status": "failed", "run": spec.name, "error": error, "traceback": trace})
-    except OSError as again:
-        log(f"{prefix}: its failure could not be recorded either: {again}")
-
-
-def side_by_side(named: list[tuple[str, RunSpec]], root: Path, device: torch.device, skip_existing: bool,
-                 jobs: int, threads: int, log: Log) -> list[str]:
-    """Run `run_one` for each (prefix, run), `jobs` at a time, each in a fresh process; the names
-    of the runs that failed, in grid order. Runs to skip or refuse are settled here, without a
-    process. Ctrl-C, SIGTERM or any error here stops every job (as a kill would: each resumes)."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
-    pending, running, started, failed = [], {}, [], set()
-    for prefix, spec in named:
-        checked, _ = check_run(spec, RunStore(root, spec.name), skip_existing, log, prefix)
-        if checked is None:
-            pending.append((prefix, spec))
-        elif not checked:
-            failed.add(spec.name)
-    threads = threads or max(1, torch.get_num_threads() // max(1, min(jobs, len(pending))))  # cores divided
-    terminated = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _interrupt)  # stopped from outside: stop the jobs first
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                prefix, spec = pending.pop(0)
-                process = context.Process(target=_job, name=spec.name, args=(
-                    spec, str(root), str(device), skip_existing, threads, prefix, os.getpid()))
-                started.append(process)
-                process.start()
-                running[process.sentinel] = (process, prefix, spec)
-            for sentinel in wait(list(running)):
-                process, prefix, spec = running.pop(sentinel)
-                process.join()
-                if process.exitcode != 0:
-                    failed.add(spec.name)
-                if process.exitcode not in (0, 1):  # killed, or crashed below Python: nothing recorded it
-                    how = f"its process {_ending(process.exitcode)}"
-                    store = RunStore(root, spec.name)
-                    try:
-                        with store.lock():  # not into a folder that another process has taken since
-                            record_failure(store, spec, how, "", log, prefix)
-                    except RunBusy:
-                        pass
-                    log(f"{prefix}: failed: {how}")
+        yield
     finally:
-        signal.signal(signal.SIGTERM, terminated)
-        for process in started:
-            if process.is_alive():
-                process.terminate()
-        for process in started:
-            if process.pid is not None:
-                process.join(timeout=60)  # time to remove its temporary files
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-    return [spec.name for _, spec in named if spec.name in failed]
+        torch.set_num_threads(now)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _ending(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-exitcode).name}"
-    if exitcode is not None and exitcode > 128:  # a job ends SIGTERM as exit status 128 + 15
-        with contextlib.suppress(ValueError):
-            return f"was stopped by {signal.Signals(exitcode - 128).name}"
-    return f"ended with exit status {exitcode}"
-
-
-def _end_with_parent(parent: int) -> None:
-    """On Linux, have the kernel end this process (as SIGTERM) when the one that started it ends,
-    even killed; and end now if it already has. No job may go on writing its run folder unseen."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _job(spec: RunSpec, root: str, device: str, skip_existing: bool, threads: int, prefix: str, parent: int) -> None:
-    """One run in a process of its own (`side_by_side`): exit status 0 done, 1 failed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the jobs
-    signal.signal(signal.SIGTERM, _terminated)  # as an exception: temporary files are removed on the way out
-    _end_with_parent(parent)
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        ok = run_one(spec, Path(root), torch.device(device), skip_existing, _log, prefix, bar=False)
-    except Exception as error:  # outside a run's own failure handling: say so in one line
-        _log(f"{prefix}: failed: {type(error).__name__}: {error}")
-        ok = False
-    sys.exit(0 if ok else 1)
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _log, prefix: str = "",
-              bar: bool = True) -> dict:
+def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = log_line, prefix: str = "",
+              bar: bool = True, every_example: bool = False) -> dict:
     """Train one run to the end, resuming from its newest good checkpoint. Without a progress
     `bar` (runs side by side), each validation is logged in one line instead."""
-    state = checkpoint.load_newest(store.checkpoints, warn=lambda m: log(f"{prefix}: {m}"))
+    said = lambda m: log(f"{prefix}: {m}")  # noqa: E731
+    state = checkpoint.load_newest(store.checkpoints, warn=said)
     if state is None and any((store.checkpoints / name).exists() for name in checkpoint.ROTATING):
         # progress that no checkpoint can resume: keep all of it aside and start over
-        log(f"{prefix}: no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
+        said(f"no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
     store.write_config(spec.config_dict())
+    with run_threads(state, said):
+        return _train(spec, store, device, state, said, prefix, bar, every_example)
+
+
+def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
+           prefix: str, bar: bool, every_example: bool) -> dict:
     cfg = spec.train_config()
     trainer = Trainer(spec.build_model(), spec.build_split(), cfg, spec.seed, device)
     if state is not None:
         trainer.load_state_dict(state)
-        log(f"{prefix}: resuming at {trainer.inputs:,} inputs")
+        repair_best(store, state, said)
+        said(f"resuming at {trainer.inputs:,} inputs")
     elif not bar:
-        log(f"{prefix}: started")
+        said("started")
     store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
-    recorder = Recorder(store, trainer, None if bar else lambda m: log(f"{prefix}: {m}"))
+    recorder = Recorder(store, trainer, None if bar else said, every_example)
     trainer.on_validation = recorder.validated
     if bar:
         with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,
@@ -245,55 +172,7 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
     else:  # no tqdm at all: its lock would be one more thing to leave behind when the job is stopped
         trainer.fit()
     recorder.close()
-    final = store.metrics()[-1]
-    result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
-              "best": trainer.best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "device": str(device), "threads": torch.get_num_threads()}  # the numbers depend on both
-    store.write_result(result)
-    log(f"{prefix}: validation sample error {final['validation_sample_error%']:.3f}% "
-        f"({final['throughput']:,.0f} inputs/s)")
+    result = finish(spec, store, trainer, device)
+    final = result["metrics"]
+    said(f"validation sample error {final['validation_sample_error%']:.3f}% ({final['throughput']:,.0f} inputs/s)")
     return result
-
-
-class Recorder:
-    """Writes what the trainer reports: metrics log, TensorBoard, checkpoints, example images."""
-
-    def __init__(self, store: RunStore, trainer: Trainer, log: Log | None = None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.store = store
-        self.writer = SummaryWriter(str(store.tensorboard), purge_step=trainer.inputs + 1)
-        self.log = log  # one line per validation, where no progress bar shows how the run goes
-        self._calls = 0
-
-    def validated(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        step = int(metrics["inputs"])
-        self.store.append_metrics(metrics)  # log first: a kill before the checkpoint is truncated away
-        if self.log:
-            self.log(f"{step:,} of {trainer.config.max_inputs:,} inputs, validation sample error "
-                     f"{metrics['validation_sample_error%']:.3f}%")
-        for key, value in metrics.items():
-            if key not in ("inputs", "is_best"):
-                self.writer.add_scalar(key, value, step)
-        self._write_examples(trainer, step)
-        self.writer.flush()
-        state = trainer.state_dict()
-        checkpoint.save_rotating(self.store.checkpoints, state)
-        if metrics.get("is_best"):
-            checkpoint.save(self.store.checkpoints / "best.pt", state)
-
-    def _write_examples(self, trainer: Trainer, step: int) -> None:
-        write_examples(trainer, self.store.examples, self.writer, step)
-
-    def progress_to(self, bar: tqdm) -> Callable[[int, torch.Tensor], None]:
-        def update(n: int, stats: torch.Tensor) -> None:
-            bar.update(n)
-            self._calls += 1
-            if self._calls % 50 == 0:  # a device sync: only now and then
-                m = summarize(stats, "")
-                bar.set_postfix(loss=f"{m['loss']:.4f}", error=f"{m['error%']:.2f}%",
-                                sample_error=f"{m['sample_error%']:.1f}%", refresh=False)
-        return update
-
-    def close(self) -> None:
-        self.writer.close()

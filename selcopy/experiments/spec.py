@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from selcopy.errors import ConfigError, SelcopyError, did_you_mean, explain
+from selcopy.names import TRIAL
 from selcopy.tasks import TASKS, make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
@@ -28,7 +29,6 @@ DEFAULT_TASK = "program"
 DEFAULT_MODEL = "conv"
 VALIDATION = "validation_"  # prefix of a task setting that applies to the validation set only
 TEST = "test_"  # prefix of a task setting of the test set (evaluated once, at the end), e.g. longer programs
-TRIAL = "trial"  # the reserved matrix variable: repeats a run with another seed
 TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
 CONFIG_KEYS = ("name", "variables", "task", "model", "train")
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from selcopy.errors import SelcopyError
-from selcopy.train.checkpoint import atomic_write, first_free
+from selcopy.files import atomic_write, first_free
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it: many times faster
 
@@ -163,3 +163,15 @@ def check_stored(runs: list[Any], root: Path, file: str) -> None:
         also = f" (and {len(other) - 1} more such folders)" if len(other) > 1 else ""
         raise SelcopyError(f"{file}: {other[0]}{also}: not runs of the file as it is now; "
                            "move such folders away or use another --runs folder")
+
+
+def load_runs(runs: list[Any], root: Path, file: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(matrix values, metrics log) of every run of `runs` (RunSpecs) that has logged a validation;
+    SelcopyError (`check_stored`) if a folder holds runs of other settings."""
+    check_stored(runs, Path(root), file)
+    logged = []
+    for spec in runs:
+        rows = RunStore(Path(root), spec.name).metrics()
+        if rows:
+            logged.append((dict(spec.variables), rows))
+    return logged

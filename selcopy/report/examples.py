@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from selcopy.files import atomic_write
 from selcopy.report.font import glyph_atlas
-from selcopy.train.checkpoint import atomic_write
 
 EXAMPLES = 64  # validation samples per image
 CELL_W, CELL_H = 8, 12  # pixels per character
@@ -163,21 +163,22 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_examples(trainer: Any, folder: Path, writer: Any, step: int) -> Path:
-    """Draw the model's answers to the first validation samples; save and log the image.
+def write_examples(
+    batch: Any, output: torch.Tensor, folder: Path, writer: Any, step: int, best: bool = False, every: bool = False
+) -> Path:
+    """Draw the model's answers `output` (B, L) to the validation samples `batch`; save and log the image.
 
-    Writes `validation-<step>.png` and `validation-latest.png` in `folder` (atomically)
-    and adds the image to TensorBoard as `validation_examples`. Returns the step's file.
+    Writes `validation-latest.png` in `folder` (atomically), also `validation-best.png` when
+    this validation is the run's best so far, and `validation-<step>.png` with `every` (the
+    history is in TensorBoard, where the image is added as `validation_examples`). Returns the
+    path of the latest image.
     """
-    data = trainer.split.validation
-    batch = data.select(slice(0, min(EXAMPLES, len(data))))
-    output = trainer.predict(batch).cpu()  # (B, L)
     image = render_examples(batch.text, batch.masked, output, caption=f"validation examples at {step:,} inputs")
     png = encode_png(image)
     folder = Path(folder)
-    path = folder / f"validation-{step:09d}.png"
-    atomic_write(path, png)
-    atomic_write(folder / "validation-latest.png", png)
+    names = ["validation-latest.png"] + ["validation-best.png"] * best + [f"validation-{step:09d}.png"] * every
+    for name in names:
+        atomic_write(folder / name, png)
     if writer is not None:
         writer.add_image("validation_examples", np.asarray(image), step, dataformats="HWC")
-    return path
+    return folder / names[0]

@@ -23,20 +23,11 @@ from typing import Any
 import numpy as np
 
 from selcopy.errors import SelcopyError, did_you_mean
-from selcopy.train.checkpoint import atomic_write
+from selcopy.files import atomic_write
+from selcopy.names import TRIAL, metric_title, value_text
 
-TRIAL = "trial"
 X = "inputs"
 DEFAULT_METRICS = ["validation_loss", "validation_mask_error%", "validation_sample_error%"]
-TITLES = {
-    "validation_loss": "validation loss",
-    "validation_error%": "validation error %",
-    "validation_mask_error%": "validation mask error %",
-    "validation_sample_error%": "validation sample error %",
-    "train_loss": "train loss",
-    "train_mask_error%": "train mask error %",
-    "train_sample_error%": "train sample error %",
-}
 DASHES = ["-", "--", ":", "-."]
 STYLE = {
     "font.size": 10,
@@ -55,25 +46,6 @@ LABEL_GAP = 0.35  # decades between the `0` line and the tick label above it
 PANEL_W, PANEL_H, DPI = 5.6, 4.0, 110  # inches per panel; pixels per inch
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
-
-
-def load_runs(experiment: Any, runs_root: str | Path) -> list[Run]:
-    """(matrix values, metrics log) of every run of `experiment` that has logged a validation.
-
-    `experiment` is a loaded `Experiment` or the path of its file.
-    """
-    from selcopy.experiments.grid import load_experiment
-    from selcopy.experiments.store import RunStore, check_stored
-
-    if isinstance(experiment, (str, Path)):
-        experiment = load_experiment(experiment)
-    check_stored(experiment.runs, Path(runs_root), str(experiment.path))
-    runs = []
-    for spec in experiment.runs:
-        rows = RunStore(Path(runs_root), spec.name).metrics()
-        if rows:
-            runs.append((dict(spec.variables), rows))
-    return runs
 
 
 def plot_experiment(
@@ -126,17 +98,6 @@ def _suggest(name: str, choices: list[str]) -> str:
 
 def value_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def value_text(value: Any) -> str:
-    """`[0, 0, True]` -> `0,0,T`, as run folders spell values."""
-    if isinstance(value, bool):
-        return "T" if value else "F"
-    if isinstance(value, (list, tuple)):
-        return ",".join(value_text(v) for v in value)
-    if isinstance(value, dict):
-        return ",".join(f"{k}={value_text(v)}" for k, v in value.items())
-    return "none" if value is None else str(value)
 
 
 def varying_variables(runs: Sequence[Run], variables: Sequence[str]) -> list[str]:
@@ -259,7 +220,7 @@ def _panel(ax: Any, settings: dict, styles: dict, metric: str) -> bool:
         ax.plot(xs, mean, color=colour, linestyle=dash, linewidth=1.6, marker=marker, markersize=3, label=label)
         if (lo < hi).any():
             ax.fill_between(xs, lo, hi, color=colour, alpha=band_alpha, linewidth=0)
-    ax.set_title(TITLES.get(metric, metric.replace("_", " ")))
+    ax.set_title(metric_title(metric))
     ax.set_xlabel("training samples")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _si(x)))
     ax.set_xlim(left=0)

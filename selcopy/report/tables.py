@@ -17,7 +17,6 @@ from typing import Any
 
 from selcopy.errors import SelcopyError
 
-TRIAL = "trial"
 MAIN = "validation_sample_error%"
 TEST_MAIN = "test_sample_error%"
 METRICS = {  # stored metric -> column title, as the article prints them

@@ -8,7 +8,6 @@ written, so a kill at any moment leaves at least one good checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -17,28 +16,14 @@ from typing import Any
 
 import torch
 
+from selcopy.files import atomic_write, first_free
+
 MAGIC = b"SELCKPT1"
 ROTATING = ("latest.pt", "previous.pt")  # newest first
 
 
 class CorruptCheckpoint(Exception):
     pass
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a folder at `path`, an interrupt: leave no half file behind
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
@@ -73,14 +58,6 @@ def save_rotating(folder: Path, state: dict[str, Any]) -> None:
             os.replace(latest, first_free(latest, ".bad-"))
     save(latest, state)
 
-
-def first_free(path: Path, infix: str) -> Path:
-    """`<path's name><infix>N` beside it, for the smallest N from 1 that does not exist: a name
-    to set a file or folder aside under without overwriting one set aside before."""
-    n = 1
-    while (target := path.with_name(f"{path.name}{infix}{n}")).exists():
-        n += 1
-    return target
 
 
 def _is_good(path: Path) -> bool:

@@ -19,7 +19,6 @@ from selcopy.models.base import count_parameters
 from selcopy.tasks.base import Batch
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
-from selcopy.train.device import keep_freed_memory
 from selcopy.train.metrics import LOSSES, batch_stats, new_stats, summarize
 from selcopy.train.schedule import lr_factor
 
@@ -75,8 +74,6 @@ class Trainer:
         progress: Callable[[int, dict[str, float]], None] | None = None,
     ):
         self.model, self.split, self.config, self.seed, self.device = model.to(device), split, config, seed, device
-        if device.type == "cpu":
-            keep_freed_memory()  # no page faults for the tensors every step allocates anew
         torch.manual_seed(seed)  # dropout draws from the global generator: make it the run's own
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")

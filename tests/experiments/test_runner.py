@@ -6,12 +6,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from selcopy.cli import main
+from selcopy.errors import SelcopyError
 from selcopy.experiments import load_experiment
 from selcopy.experiments.runner import train_run
 from selcopy.experiments.store import RunStore
+from selcopy.train import checkpoint
 
 FILES = Path(__file__).parent / "files"
 TIMES = ("train_time", "throughput")
@@ -100,3 +103,67 @@ train: {max_inputs: 640, validate_every: 640}
     after = json.loads((tmp_path / "all/drop/trial-2/result.json").read_text())["metrics"]
     alone = json.loads((tmp_path / "alone/drop/trial-2/result.json").read_text())["metrics"]
     assert without_times(alone) == without_times(after)
+
+
+def _as_if_killed_after_the_first_checkpoint(store: RunStore) -> None:
+    (store.checkpoints / "latest.pt").unlink()
+    store.result_path.unlink()
+    (store.checkpoints / "previous.pt").rename(store.checkpoints / "latest.pt")
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_trained_with(tmp_path):
+    """Resumed by a command that would give it 2 threads (`--jobs 2` with one run left, another
+    `--threads`), a run started with 1 goes on with 1: its numbers depend on the count."""
+    spec = load_experiment(FILES / "tiny_grid.yml").runs[0]
+    store = RunStore(tmp_path / "runs", spec.name)
+    device = torch.device("cpu")
+    torch.set_num_threads(1)
+    first = train_run(spec, store, device, lambda m: None)
+    _as_if_killed_after_the_first_checkpoint(store)
+    torch.set_num_threads(2)
+    log: list[str] = []
+    second = train_run(spec, store, device, log.append)
+    assert any("resumes with the 1 thread it trained with, not 2" in line for line in log)
+    assert second["threads"] == 1 and torch.get_num_threads() == 2  # the process's own count is back
+    assert without_times(second["metrics"]) == without_times(first["metrics"])
+
+
+def test_a_run_that_trained_with_more_threads_than_the_cores_here_is_refused(tmp_path, monkeypatch):
+    spec = load_experiment(FILES / "tiny_grid.yml").runs[0]
+    store = RunStore(tmp_path / "runs", spec.name)
+    torch.set_num_threads(1)
+    train_run(spec, store, torch.device("cpu"), lambda m: None)
+    _as_if_killed_after_the_first_checkpoint(store)
+    monkeypatch.setattr("selcopy.experiments.runner.available_cores", lambda: 1)
+    state = checkpoint.load(store.checkpoints / "latest.pt")
+    checkpoint.save(store.checkpoints / "latest.pt", {**state, "threads": 2})
+    before = (store.checkpoints / "latest.pt").read_bytes()
+    with pytest.raises(SelcopyError, match="trained with 2 torch threads, more than the 1 core here"):
+        train_run(spec, store, torch.device("cpu"), lambda m: None)
+    assert (store.checkpoints / "latest.pt").read_bytes() == before and not store.result_path.exists()
+
+
+def test_more_threads_than_cores_is_refused_before_anything_trains(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", str(FILES / "tiny_grid.yml"), "--runs", str(runs), "--threads", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads 100000: more than the" in err
+    assert not runs.exists()
+
+
+def test_best_checkpoint_left_behind_by_a_kill_is_written_again_on_resume(tmp_path):
+    """Killed between `latest.pt` and `best.pt` (the order before): latest names a best that
+    best.pt does not hold. The resumed run writes it again from latest.pt."""
+    spec = load_experiment(FILES / "tiny_grid.yml").runs[0]
+    store = RunStore(tmp_path / "runs", spec.name)
+    torch.set_num_threads(1)
+    train_run(spec, store, torch.device("cpu"), lambda m: None)
+    _as_if_killed_after_the_first_checkpoint(store)
+    latest = checkpoint.load(store.checkpoints / "latest.pt")
+    assert latest["best"]["inputs"] == latest["inputs"] == 640
+    checkpoint.save(store.checkpoints / "best.pt", {**latest, "inputs": 0})  # a stale best.pt
+    log: list[str] = []
+    result = train_run(spec, store, torch.device("cpu"), log.append)
+    assert any("best.pt was behind the best validation (640 inputs)" in line for line in log)
+    best = checkpoint.load(store.checkpoints / "best.pt")
+    assert best["inputs"] == result["best"]["inputs"]

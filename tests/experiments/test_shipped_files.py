@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from selcopy.cli import check_data
 from selcopy.experiments import load_experiment
 from selcopy.experiments.grid import select_runs
 
@@ -30,7 +29,7 @@ def test_the_shipped_files_are_found():
 def test_a_shipped_file_loads_and_its_data_can_be_drawn(path):
     experiment = load_experiment(path)
     assert experiment.runs
-    check_data(experiment)
+    experiment.check_data()
 
 
 @pytest.mark.parametrize("trials, base, where", [

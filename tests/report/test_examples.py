@@ -1,5 +1,4 @@
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -114,20 +113,19 @@ class FakeWriter:
         self.images.append((tag, array, step, dataformats))
 
 
-def _trainer(count=100):
-    validation = _data(count, seed=3)
-    predict = lambda batch: _wrong_answers(batch, [i % 3 for i in range(len(batch))])
-    return SimpleNamespace(split=SimpleNamespace(validation=validation), predict=predict)
+def _answers(count=64):
+    """The first validation samples and wrong answers to them (0, 1, 2 wrong characters in turn)."""
+    batch = _data(count, seed=3)
+    return batch, _wrong_answers(batch, [i % 3 for i in range(len(batch))])
 
 
-def test_write_examples_saves_step_and_latest_pngs_and_logs_the_image(tmp_path):
+def test_write_examples_keeps_the_latest_image_and_logs_it(tmp_path):
     writer = FakeWriter()
     folder = tmp_path / "examples"
-    path = write_examples(_trainer(), folder, writer, 12_800)
-    assert path == folder / "validation-000012800.png"
-    latest = folder / "validation-latest.png"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([latest.name, path.name])  # no temporary files left
-    assert path.read_bytes() == latest.read_bytes()
+    batch, output = _answers()
+    path = write_examples(batch, output, folder, writer, 12_800)
+    assert path == folder / "validation-latest.png"
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no step file, no temporary files left
     with Image.open(path) as img:
         img.verify()
     with Image.open(path) as img:
@@ -135,16 +133,28 @@ def test_write_examples_saves_step_and_latest_pngs_and_logs_the_image(tmp_path):
     ((tag, array, step, formats),) = writer.images
     assert (tag, step, formats) == ("validation_examples", 12_800, "HWC")
     assert array.dtype == np.uint8 and array.shape == (size[1], size[0], 3)
-    assert size[1] == image_size(ex.EXAMPLES, 1)[1]  # 64 samples drawn, not all 100
+    assert size[1] == image_size(ex.EXAMPLES, 1)[1]
+
+
+def test_write_examples_keeps_the_best_and_on_request_every_step(tmp_path):
+    folder = tmp_path / "examples"
+    batch, output = _answers(10)
+    write_examples(batch, output, folder, None, 5, best=True)
+    write_examples(batch, batch.text, folder, None, 10)  # a later validation that is not the best
+    assert sorted(p.name for p in folder.iterdir()) == ["validation-best.png", "validation-latest.png"]
+    assert (folder / "validation-best.png").read_bytes() != (folder / "validation-latest.png").read_bytes()
+    write_examples(batch, output, folder, None, 15, every=True)
+    assert (folder / "validation-000000015.png").read_bytes() == (folder / "validation-latest.png").read_bytes()
 
 
 def test_write_examples_works_with_a_real_summary_writer(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
+    batch, output = _answers(10)
     with SummaryWriter(str(tmp_path / "tb")) as writer:
-        write_examples(_trainer(10), tmp_path / "examples", writer, 5)
+        write_examples(batch, output, tmp_path / "examples", writer, 5)
     assert any((tmp_path / "tb").iterdir())
-    assert (tmp_path / "examples" / "validation-000000005.png").exists()
+    assert (tmp_path / "examples" / "validation-latest.png").exists()
 
 
 @pytest.mark.parametrize("count", [1, 33])

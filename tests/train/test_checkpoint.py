@@ -62,10 +62,3 @@ def test_rotation_falls_back_to_previous(tmp_path):
     checkpoint.save_rotating(tmp_path, {"inputs": 4})
     assert (tmp_path / "latest.pt.bad-1").read_bytes() == b"SELCKPT1" + b"\0" * 50
     assert (tmp_path / "latest.pt.bad-2").read_bytes() == b"second bad"
-
-
-def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
-    (tmp_path / "taken").mkdir()
-    with pytest.raises(IsADirectoryError):
-        checkpoint.atomic_write(tmp_path / "taken", b"data")
-    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

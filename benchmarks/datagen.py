@@ -86,22 +86,28 @@ def rate(fn, count: int, repeat: int) -> float:
     return count / best
 
 
+def measure(count: int, repeat: int) -> list[dict]:
+    """Per setting: samples/s of selcopy's epoch of `count` samples and of the reference's, best of `repeat`."""
+    rows = []
+    for label, cfg in SETTINGS.items():
+        task = make_task("program", cfg)
+        split = DataSplit(task, task, count, validation_count=10_000, validation_seed=23)
+        validation = {t.rsplit(":", 1)[0] + ":" for t in split.validation.texts()}
+        ours = rate(partial(split.epoch, seed=1), count, repeat)
+        ref_count = max(count // 10, 1000)
+        ref = rate(partial(reference_epoch, cfg, ref_count, validation, 1), ref_count, repeat)
+        rows.append({"setting": label, "selcopy_samples_per_s": ours, "reference_samples_per_s": ref,
+                     "ratio": ours / ref, "threads": torch.get_num_threads()})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100_000, help="samples per epoch (the article's 100,000)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = []
-    for label, cfg in SETTINGS.items():
-        task = make_task("program", cfg)
-        split = DataSplit(task, task, args.count, validation_count=10_000, validation_seed=23)
-        validation = {t.rsplit(":", 1)[0] + ":" for t in split.validation.texts()}
-        ours = rate(partial(split.epoch, seed=1), args.count, args.repeat)
-        ref_count = max(args.count // 10, 1000)
-        ref = rate(partial(reference_epoch, cfg, ref_count, validation, 1), ref_count, args.repeat)
-        rows.append({"setting": label, "selcopy_samples_per_s": ours, "reference_samples_per_s": ref,
-                     "ratio": ours / ref, "threads": torch.get_num_threads()})
+    rows = measure(args.count, args.repeat)
     if args.json:
         print(json.dumps(rows, indent=1))
         return

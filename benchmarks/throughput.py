@@ -43,7 +43,7 @@ import random
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -286,7 +286,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--steps", type=int, default=60, help="timed batches per model and path")
@@ -303,7 +303,11 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help="also time validation on 10,000 samples at validation batch sizes 64 and 1024")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     device = pick_device(args.device)
     start_process(device)  # the selcopy path in a process set up as `selcopy run` sets up its own
     # one process of its own for all reference loops (idle while the selcopy path runs), freed memory kept
@@ -319,8 +323,9 @@ def main() -> None:
                                                                else "has the platform's default malloc)"))
 
 
-def run(args: argparse.Namespace, device: torch.device, reference: ProcessPoolExecutor, kept: int) -> list[dict]:
-    """Every model's row; prints each as it is measured unless `args.json`."""
+def run(args: argparse.Namespace, device: torch.device, reference: Executor, kept: int) -> list[dict]:
+    """Every model's row; prints each as it is measured unless `args.json`. The reference loops
+    run through `reference` (a process of their own, or any executor in tests)."""
     rows = []
     for name in args.models:
         ours = selcopy_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.compile, args.precision,

@@ -273,6 +273,7 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         assert result["metrics"]["model_params"] == spec.params()
         assert result["best"]["inputs"] in (640, 1280)
         assert result["device"] == "cpu" and result["threads"] == 1
+        assert result["precision"] == {"training": spec.train["precision"], "measurement": "float32"}
 
         events = list((folder / "tensorboard").glob("events.out.tfevents*"))
         assert len(events) == 1 and events[0].stat().st_size > 0

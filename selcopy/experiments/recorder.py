@@ -19,7 +19,7 @@ from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
 from selcopy.report.examples import EXAMPLES, write_examples
 from selcopy.train import checkpoint
-from selcopy.train.loop import Trainer
+from selcopy.train.loop import MEASURED, Trainer
 from selcopy.train.metrics import summarize
 
 Log = Callable[[str], None]
@@ -100,7 +100,8 @@ def finish(spec: RunSpec, store: RunStore, trainer: Trainer, device: torch.devic
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
               "best": trainer.best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "device": str(device), "threads": torch.get_num_threads()}  # the numbers depend on both
+              "device": str(device), "threads": torch.get_num_threads(),  # the numbers depend on both
+              "precision": {"training": trainer.config.precision, "measurement": MEASURED}}
     store.write_result(result)
     return result
 

@@ -23,6 +23,7 @@ from selcopy.train.metrics import LOSSES, batch_stats, new_stats, summarize
 from selcopy.train.schedule import lr_factor
 
 Hook = Callable[["Trainer", dict[str, float]], None]
+MEASURED = "float32"  # the precision of validation and test metrics, whatever the run trains in
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -188,10 +189,10 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, data: Batch) -> torch.Tensor:
-        """Argmax bytes (B, L) for a batch (example images)."""
+        """Argmax bytes (B, L) for a batch (example images), computed as validation computes them."""
         was_training = self.model.training
         self.model.eval()
-        out = self._logits(data.masked.to(self.device).long()).argmax(-1)
+        out = logits_of(self.model, data.masked.to(self.device).long(), MEASURED).argmax(-1)
         self.model.train(was_training)
         return out
 
@@ -205,7 +206,8 @@ def logits_of(model: nn.Module, masked: torch.Tensor, precision: str) -> torch.T
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.device) -> torch.Tensor:
     """Metric counts (see `metrics.summarize`) of `model` on a whole set, in eval mode, in chunks of
-    `config.validation_batch_size`, with the run's loss and precision."""
+    `config.validation_batch_size`, with the run's loss, in float32 whatever precision the run
+    trains in (`MEASURED`: as the article trained and measured, so that rows compare with it)."""
     was_training = model.training
     model.eval()
     stats = new_stats(device)
@@ -213,7 +215,7 @@ def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.d
     for start in range(0, len(data), size):  # at the set's full width, as every chunk of it
         text = data.text[start : start + size].to(device).long()
         masked = data.masked[start : start + size].to(device).long()
-        logits = logits_of(model, masked, config.precision)
+        logits = logits_of(model, masked, MEASURED)
         stats += batch_stats(logits, text, masked, data.num_ops[start : start + size].to(device), loss_fn(logits, text))
     model.train(was_training)
     return stats

@@ -109,3 +109,22 @@ def test_compiled_step_trains_as_the_eager_one():
         assert abs(compiled[key] - eager[key]) <= 1e-4 * abs(eager[key]), key
     for a, b in zip(eager_params, compiled_params):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_validation_is_measured_in_float32_whatever_the_run_trains_in():
+    """A run that autocasts to bfloat16 is validated in float32, as the article measured."""
+    from selcopy.train.loop import evaluate
+
+    split = _split()
+    torch.manual_seed(5)
+    model = Tiny()
+    cpu = torch.device("cpu")
+    bf16 = evaluate(model, split.validation, TrainConfig(precision="bfloat16"), cpu)
+    f32 = evaluate(model, split.validation, TrainConfig(precision="float32"), cpu)
+    assert torch.equal(bf16, f32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what measuring in bfloat16 would have given
+        logits = model(split.validation.masked.long()).float()
+    exact = torch.nn.functional.cross_entropy(model(split.validation.masked.long()).flatten(0, 1),
+                                              split.validation.text.long().flatten())
+    assert not torch.allclose(torch.nn.functional.cross_entropy(logits.flatten(0, 1),
+                                                                split.validation.text.long().flatten()), exact)

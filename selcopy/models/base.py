@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-VOCAB = 256  # tokens are raw bytes
+from selcopy.vocab import VOCAB
 
 
 class ModelConfig(BaseModel):

@@ -13,10 +13,7 @@ from typing import Annotated, Any, ClassVar
 import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-SPACE = 32  # byte that pads texts and answers
-MASK = 0  # byte that hides the answer in the model's input
-VOCAB = 256  # tokens are raw bytes
-
+from selcopy.vocab import SPACE
 
 
 def _as_range(value: Any) -> Any:

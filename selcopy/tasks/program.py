@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from selcopy.tasks.base import Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
 from selcopy.tasks.program_engine import Tables, build_tables, render, run_programs
+from selcopy.vocab import MASK
 
 LETTERS = string.ascii_uppercase
 OPERATORS = (">", "-", "+")  # kind codes 0, 1, 2 in the generator
@@ -112,7 +113,7 @@ class ProgramTask(Task):
         answer = answer_start[:, None] + torch.arange(W)
         return Batch(
             text=text,
-            masked=text.scatter(1, answer, 0),
+            masked=text.scatter(1, answer, MASK),
             length=length,
             num_ops=(keys >= 0).sum(1),
             key=row_key([(cells, 0), (keys + 1, MAX_LETTERS)]),

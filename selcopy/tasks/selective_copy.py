@@ -15,7 +15,8 @@ from typing import ClassVar
 import torch
 from pydantic import Field, model_validator
 
-from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
+from selcopy.tasks.base import Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
+from selcopy.vocab import MASK, SPACE
 
 LETTERS = string.ascii_uppercase
 BLANK_SHOWN = "."  # how the field's spaces are printed
@@ -56,7 +57,7 @@ class SelectiveCopyTask(Task):
         length = torch.full((count,), A + 1 + hi)
         return Batch(
             text=text,
-            masked=torch.cat([field, torch.zeros_like(answer)], 1),
+            masked=torch.cat([field, torch.full_like(answer, MASK)], 1),
             length=length,
             num_ops=k,
             key=row_key([(torch.where(field[:, :A] == SPACE, 0, field[:, :A]), 0)]),

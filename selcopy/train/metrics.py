@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from selcopy.vocab import MASK
+
 MAX_OPS = 64  # op-count bins kept for the per-ops breakdown; longer programs share the last bin
 _LOSS, _SAMPLES, _POSITIONS, _WRONG, _MASKED, _MASK_WRONG, _SAMPLE_WRONG = range(7)
 _BASE = 7
@@ -48,7 +50,7 @@ def batch_stats(
     """Counts of one batch as a vector (see `summarize`); `loss` is the batch's mean loss."""
     B, L = text.shape
     wrong = logits.argmax(-1) != text  # (B, L)
-    in_mask = masked == 0
+    in_mask = masked == MASK
     sample_wrong = wrong.any(1)
     ops = num_ops.clamp(max=MAX_OPS - 1)
     head = torch.stack([

@@ -293,7 +293,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
         split = spec.build_split()
         eval_data = split.validation if args.data == "validation" else split.test
         described = f"the run's {args.data} set"
-    metrics = summarize(evaluate(model, eval_data, spec.train_config(), device), "")
+    metrics = summarize(evaluate(model, eval_data, spec.train_config(), device), "", task.difficulty_column)
     report = {"run": spec.name, "checkpoint": args.checkpoint, "inputs": int(state["inputs"]),
               "samples": len(eval_data), "data": described,
               "task": {"name": name, **task.config.model_dump(mode="json")}, "metrics": metrics}

@@ -62,14 +62,14 @@ class Batch:
     text:    (B, L) uint8 bytes of the full text `question:answer`
     masked:  (B, L) uint8, the same with every answer byte replaced by 0
     length:  (B,)   unpadded text length
-    num_ops: (B,)   operations the sample's program really has (selective copy: letters to copy)
+    difficulty: (B,) how hard each sample is, in the task's own unit (`Task.difficulty`)
     key:     (B,)   62-bit hash of the question; equal questions always have equal keys
     """
 
     text: torch.Tensor
     masked: torch.Tensor
     length: torch.Tensor
-    num_ops: torch.Tensor
+    difficulty: torch.Tensor
     key: torch.Tensor
 
     def __len__(self) -> int:
@@ -97,7 +97,7 @@ class Batch:
             text=torch.cat([pad(b.text, SPACE) for b in batches]),
             masked=torch.cat([pad(b.masked, SPACE) for b in batches]),
             length=torch.cat([b.length for b in batches]),
-            num_ops=torch.cat([b.num_ops for b in batches]),
+            difficulty=torch.cat([b.difficulty for b in batches]),
             key=torch.cat([b.key for b in batches]),
         )
 
@@ -166,6 +166,8 @@ class Task(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[TaskConfig]]
+    difficulty: ClassVar[str]  # what `Batch.difficulty` counts, e.g. "operations in the program"
+    difficulty_column: ClassVar[str]  # its metric columns: `sample_error%_<column>K`
 
     def __init__(self, config: TaskConfig):
         self.config = config

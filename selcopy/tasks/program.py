@@ -87,6 +87,8 @@ class ProgramConfig(TaskConfig):
 class ProgramTask(Task):
     name: ClassVar[str] = "program"
     Config: ClassVar[type[ProgramConfig]] = ProgramConfig
+    difficulty: ClassVar[str] = "operations the program really runs (fewer if it removed every cell)"
+    difficulty_column: ClassVar[str] = "ops"  # sample_error%_ops3: the article's runs are stored so
     config: ProgramConfig
 
     def __init__(self, config: ProgramConfig):
@@ -115,7 +117,7 @@ class ProgramTask(Task):
             text=text,
             masked=text.scatter(1, answer, MASK),
             length=length,
-            num_ops=(keys >= 0).sum(1),
+            difficulty=(keys >= 0).sum(1),
             key=row_key([(cells, 0), (keys + 1, MAX_LETTERS)]),
         )
 

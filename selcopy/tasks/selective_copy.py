@@ -37,6 +37,8 @@ class SelectiveCopyConfig(TaskConfig):
 class SelectiveCopyTask(Task):
     name: ClassVar[str] = "selective-copy"
     Config: ClassVar[type[SelectiveCopyConfig]] = SelectiveCopyConfig
+    difficulty: ClassVar[str] = "letters to copy"
+    difficulty_column: ClassVar[str] = "letters"
     config: SelectiveCopyConfig
 
     def max_length(self) -> int:
@@ -59,7 +61,7 @@ class SelectiveCopyTask(Task):
             text=text,
             masked=torch.cat([field, torch.full_like(answer, MASK)], 1),
             length=length,
-            num_ops=k,
+            difficulty=k,
             key=row_key([(torch.where(field[:, :A] == SPACE, 0, field[:, :A]), 0)]),
         )
 

@@ -149,9 +149,9 @@ def test_task_settings_and_split():
     assert train_settings["num_operations"] == [1, 2] and validation_settings["num_operations"] == [4, 4]
     assert "train_count" not in train_settings and "validation_num_operations" not in validation_settings
     split = run.build_split()
-    assert len(split.validation) == 48 and bool((split.validation.num_ops == 4).all())
+    assert len(split.validation) == 48 and bool((split.validation.difficulty == 4).all())
     epoch = split.epoch(run.seed)
-    assert len(epoch) == 64 and int(epoch.num_ops.max()) <= 2
+    assert len(epoch) == 64 and int(epoch.difficulty.max()) <= 2
     other_trial = spec(task=task, variables={"trial": 2}).build_split()
     assert other_trial.validation.texts() == split.validation.texts()  # the trial keeps the validation set
 
@@ -172,7 +172,7 @@ def test_test_set_of_longer_programs():
     assert run.task_settings("test")[1]["num_operations"] == [4, 6]
     assert run.task_settings("validation")[1]["num_operations"] == [1, 2]
     split = run.build_split()
-    assert len(split.test) == 40 and set(split.test.num_ops.tolist()) <= {4, 5, 6}
+    assert len(split.test) == 40 and set(split.test.difficulty.tolist()) <= {4, 5, 6}
     assert RunSpec.from_config_dict(through_yaml(run.config_dict())) == run
 
 

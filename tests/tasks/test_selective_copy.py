@@ -22,7 +22,7 @@ def test_answers_are_letters_in_position_order(area, data, seed):
     hi = data.draw(st.integers(lo, min(area, 26)))
     task = make_task("selective-copy", {"area": area, "num_items": [lo, hi]})
     batch = task.sample_batch(50, torch.Generator().manual_seed(seed))
-    for text, k in zip(batch.texts(), batch.num_ops.tolist()):
+    for text, k in zip(batch.texts(), batch.difficulty.tolist()):
         task.check(show(text))
         field, answer = parse(show(text))
         assert len(answer.strip()) == k

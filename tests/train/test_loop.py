@@ -92,6 +92,14 @@ def test_test_set_is_evaluated_once_at_the_end():
     assert summarize(expected, "test_")["test_sample_error%"] == final["test_sample_error%"]
 
 
+def test_the_breakdown_by_difficulty_is_named_by_the_task():
+    task = make_task("selective-copy", {"area": 12, "num_items": [2, 3]})
+    split = DataSplit(task, task, train_count=300, validation_count=100, validation_seed=23)
+    final = _trainer(split).fit()
+    assert {k for k in final if k.startswith("validation_sample_error%_")} == {
+        "validation_sample_error%_letters2", "validation_sample_error%_letters3"}
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own use of torch.jit
 def test_compiled_step_trains_as_the_eager_one():
     # train.compile runs the same model and loss through torch.compile: the same numbers up to float rounding

@@ -93,7 +93,7 @@ class RunSpec:
 
     def task_settings(self, part: str = "train") -> tuple[str, dict[str, Any]]:
         """(task name, settings for `make_task`) of the `train`, `validation` or `test` data."""
-        fields = TASKS[self.task["name"]].Config.model_fields
+        fields = TASKS[self.task["name"]].model_fields
         settings = {key: self.task[key] for key in fields if key in self.task}
         if part != "train":
             prefix = {"validation": VALIDATION, "test": TEST}[part]
@@ -185,7 +185,7 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
         config_cls = TASKS[name]
     except SelcopyError as error:
         raise ConfigError(f"{where}: task.name: {error}") from None
-    fields = list(config_cls.Config.model_fields)
+    fields = list(config_cls.model_fields)
     for prefix in (VALIDATION, TEST):
         check_prefixed_keys(settings, prefix, fields, name, where)
     prefixed = [prefix + f for prefix in (VALIDATION, TEST) for f in fields]
@@ -193,13 +193,13 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
     base = {key: value for key, value in settings.items() if key in fields}
     split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
     split = validated(lambda: SplitSettings.model_validate(split_settings, strict=True), "task", where)
-    train_config = validated(lambda: config_cls.Config.model_validate(base, strict=True), "task", where)
+    train_config = validated(lambda: config_cls.model_validate(base, strict=True), "task", where)
     resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
     for prefix in (VALIDATION, TEST):
         overrides = {key[len(prefix):]: value for key, value in settings.items()
                      if key.startswith(prefix) and key not in SPLIT_KEYS}
         rename = {key: prefix + key for key in overrides}
-        config = validated(lambda: config_cls.Config.model_validate({**base, **overrides}, strict=True),  # noqa: B023
+        config = validated(lambda: config_cls.model_validate({**base, **overrides}, strict=True),  # noqa: B023
                            "task", where, rename)
         values = config.model_dump(mode="json")
         resolved.update({prefix + key: values[key] for key in overrides})

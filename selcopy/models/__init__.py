@@ -1,6 +1,7 @@
 """Model architectures, by the name users write after `model: name:`.
 
-Every model maps byte ids (B, L) to logits (B, L, 256) for any length L >= 1.
+Every model maps byte ids (B, L) to logits (B, L, 256). A model is one file holding its
+config (a `ModelConfig` whose `build()` makes the module) and one line in `MODELS`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from selcopy.models.mamba import MambaConfig
 from selcopy.models.transformer import TransformerConfig
 from selcopy.registry import Registry
 
-MODELS: Registry[type[ModelConfig]] = Registry(
-    "model", {"conv": ConvConfig, "lstm": LSTMConfig, "mamba": MambaConfig, "transformer": TransformerConfig}
-)
+MODELS: Registry[type[ModelConfig]] = Registry.of("model", [ConvConfig, LSTMConfig, MambaConfig, TransformerConfig])
 
 DEFAULT_MODEL = "conv"
 
@@ -41,11 +40,6 @@ def build_model(settings: Mapping[str, Any]) -> nn.Module:
     return model_config(settings).build()
 
 
-def describe_models() -> list[tuple[str, str, dict[str, Any]]]:
-    """(name, one-line description, {setting: default}) per model, for `selcopy ls models`."""
-    return [(name, cls.description, cls.defaults()) for name, cls in MODELS.items()]
-
-
 __all__ = [
     "MODELS",
     "ConvConfig",
@@ -55,6 +49,5 @@ __all__ = [
     "TransformerConfig",
     "build_model",
     "count_parameters",
-    "describe_models",
     "model_config",
 ]

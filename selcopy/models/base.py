@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
 
 
-class ModelConfig(BaseModel):
-    """Settings of one architecture, validated on creation; unknown keys are errors.
-
-    Subclasses set `name` (what users write after `model: name:`), `description` (one line
-    for `selcopy ls models`) and implement `build`.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
+class ModelConfig(EntryConfig):
+    """Settings of one architecture (an entry of `MODELS`); `build()` makes the model."""
 
     def build(self) -> nn.Module:
         raise NotImplementedError
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """{setting: default} in declaration order."""
-        return {key: field.default for key, field in cls.model_fields.items()}
 
 
 class ByteEmbedding(nn.Module):

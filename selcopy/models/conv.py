@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BeforeValidator, PositiveInt, StrictBool, StrictInt, model_validator
+from pydantic import BeforeValidator, Field, PositiveInt, StrictBool, StrictInt, model_validator
 from torch import nn
 
 from selcopy.models.attention import HeadsAttention, LinearAttention
@@ -73,15 +73,23 @@ class ConvConfig(ModelConfig):
     name: ClassVar[str] = "conv"
     description: ClassVar[str] = "residual dilated 1-D CNN with optional attention per layer (the article's)"
 
-    layers: PositiveInt = 6
-    channels: PositiveInt = 64
-    kernel_size: PerLayerInt = 9
-    dilation: PerLayerInt = 1
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = "gelu"
-    attention: AttentionSetting = 0
-    attention_invention: Literal["QK", "QV", "KV", "QKV"] = "QK"
-    attention_activation: Literal["elu+1", "dpfp"] = "elu+1"
-    position_embedding: bool = False
+    layers: PositiveInt = Field(6, description="residual conv layers")
+    channels: PositiveInt = Field(64, description="embedding and conv width C")
+    kernel_size: PerLayerInt = Field(9, description="odd conv kernel, one or one per layer")
+    dilation: PerLayerInt = Field(1, description="conv dilation, one or one per layer")
+    activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = Field(
+        "gelu", description="after each layer's conv (and attention)"
+    )
+    attention: AttentionSetting = Field(
+        0, description="per layer or one: 0 none, true linear attention, N torch attention with N heads"
+    )
+    attention_invention: Literal["QK", "QV", "KV", "QKV"] = Field(
+        "QK", description="which of q, k, v the conv makes; the rest are the layer input"
+    )
+    attention_activation: Literal["elu+1", "dpfp"] = Field(
+        "elu+1", description="feature map of the linear attention"
+    )
+    position_embedding: bool = Field(False, description="add sinusoidal positions to the embedding")
 
     @model_validator(mode="after")
     def _check_layers(self) -> ConvConfig:

@@ -27,9 +27,9 @@ class LSTMConfig(ModelConfig):
     name: ClassVar[str] = "lstm"
     description: ClassVar[str] = "unidirectional multi-layer LSTM with tied byte read-out"
 
-    layers: PositiveInt = 6
-    channels: PositiveInt = 64
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    layers: PositiveInt = Field(6, description="stacked LSTM layers")
+    channels: PositiveInt = Field(64, description="embedding width = hidden size")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between LSTM layers (not after the last)")
 
     def build(self) -> LSTMModel:
         return LSTMModel(self)

@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from selcopy.models.base import ByteEmbedding, ModelConfig
@@ -35,12 +35,14 @@ class MambaConfig(ModelConfig):
     name: ClassVar[str] = "mamba"
     description: ClassVar[str] = "Mamba (selective state space) blocks in pure PyTorch, tied byte read-out"
 
-    layers: PositiveInt = 6
-    d_model: PositiveInt = 32
-    d_state: PositiveInt = 16
-    expand: PositiveInt = 2
-    d_conv: PositiveInt = 4
-    scan: Literal["parallel", "sequential"] = "parallel"
+    layers: PositiveInt = Field(6, description="residual Mamba blocks")
+    d_model: PositiveInt = Field(32, description="embedding width D")
+    d_state: PositiveInt = Field(16, description="SSM state size N per channel")
+    expand: PositiveInt = Field(2, description="inner width E = expand * d_model")
+    d_conv: PositiveInt = Field(4, description="kernel of the causal depthwise conv before the SSM")
+    scan: Literal["parallel", "sequential"] = Field(
+        "parallel", description="scan implementation (same maths): chunked parallel or step by step"
+    )
 
     @property
     def d_inner(self) -> int:

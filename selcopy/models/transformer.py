@@ -27,11 +27,11 @@ class TransformerConfig(ModelConfig):
     name: ClassVar[str] = "transformer"
     description: ClassVar[str] = "bidirectional pre-norm Transformer encoder with sinusoidal positions"
 
-    layers: PositiveInt = 2
-    channels: PositiveInt = 64
-    heads: PositiveInt = 4
-    feedforward: PositiveInt = 256
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    layers: PositiveInt = Field(2, description="encoder layers")
+    channels: PositiveInt = Field(64, description="model width")
+    heads: PositiveInt = Field(4, description="attention heads per layer; must divide channels")
+    feedforward: PositiveInt = Field(256, description="hidden width of each layer's feed-forward block")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout inside the encoder layers")
 
     @model_validator(mode="after")
     def _check_heads(self) -> TransformerConfig:

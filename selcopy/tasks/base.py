@@ -11,8 +11,9 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BeforeValidator
 
+from selcopy.registry import EntryConfig
 from selcopy.vocab import SPACE
 
 
@@ -49,10 +50,11 @@ def check_range(
     return value
 
 
-class TaskConfig(BaseModel):
-    """Settings of one generator; unknown keys are errors."""
+class TaskConfig(EntryConfig):
+    """Settings of one generator (an entry of `TASKS`); `build()` makes the generator."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    def build(self) -> Task:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -162,15 +164,21 @@ def draw_distinct(count: int, pool: int, width: int, g: torch.Generator) -> torc
 
 
 class Task(ABC):
-    """A generator of question/answer texts. Subclasses set `name` and `Config`."""
+    """A generator of question/answer texts, made by its config's `build()`."""
 
-    name: ClassVar[str]
-    Config: ClassVar[type[TaskConfig]]
     difficulty: ClassVar[str]  # what `Batch.difficulty` counts, e.g. "operations in the program"
     difficulty_column: ClassVar[str]  # its metric columns: `sample_error%_<column>K`
 
     def __init__(self, config: TaskConfig):
         self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def show(self, text: str) -> str:
+        """How `selcopy sample` prints a text (`--raw` prints it as it is)."""
+        return text
 
     @abstractmethod
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:

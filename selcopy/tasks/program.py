@@ -37,6 +37,9 @@ def _parse_operators(value):
 
 
 class ProgramConfig(TaskConfig):
+    name: ClassVar[str] = "program"
+    description: ClassVar[str] = "Very Selective Copying: run a tiny program of swaps and stack moves over letters."
+
     num_items: int = Field(26, description="alphabet size: the first num_items capital letters")
     input_length: IntRange = Field((2, 5), description="input letters per sample, number or [lo, hi]")
     num_operations: IntRange = Field((1, 5), description="ops per program, number or [lo, hi]")
@@ -83,10 +86,11 @@ class ProgramConfig(TaskConfig):
     def weights(self) -> tuple[float, float, float]:
         return tuple(float(self.operators.get(op, 0.0)) for op in OPERATORS)
 
+    def build(self) -> ProgramTask:
+        return ProgramTask(self)
+
 
 class ProgramTask(Task):
-    name: ClassVar[str] = "program"
-    Config: ClassVar[type[ProgramConfig]] = ProgramConfig
     difficulty: ClassVar[str] = "operations the program really runs (fewer if it removed every cell)"
     difficulty_column: ClassVar[str] = "ops"  # sample_error%_ops3: the article's runs are stored so
     config: ProgramConfig

@@ -23,6 +23,11 @@ BLANK_SHOWN = "."  # how the field's spaces are printed
 
 
 class SelectiveCopyConfig(TaskConfig):
+    name: ClassVar[str] = "selective-copy"
+    description: ClassVar[str] = (
+        "Selective Copying (the Mamba paper's toy task): copy the letters of a sparse field in order."
+    )
+
     area: int = Field(40, description="width of the field")
     num_items: IntRange = Field((10, 10), description="letters in the field, number or [lo, hi]")
 
@@ -33,10 +38,11 @@ class SelectiveCopyConfig(TaskConfig):
         check_range("num_items", self.num_items, 1, min(self.area, len(LETTERS)))
         return self
 
+    def build(self) -> SelectiveCopyTask:
+        return SelectiveCopyTask(self)
+
 
 class SelectiveCopyTask(Task):
-    name: ClassVar[str] = "selective-copy"
-    Config: ClassVar[type[SelectiveCopyConfig]] = SelectiveCopyConfig
     difficulty: ClassVar[str] = "letters to copy"
     difficulty_column: ClassVar[str] = "letters"
     config: SelectiveCopyConfig
@@ -76,6 +82,11 @@ class SelectiveCopyTask(Task):
         if answer != "".join(letters).ljust(hi):
             raise ValueError(f"answer {answer!r} != {''.join(letters).ljust(hi)!r}")
 
+    def show(self, text: str) -> str:
+        """The article's printed form: the field's spaces as dots (`parse` reads it back)."""
+        field, _, answer = text.partition(":")
+        return field.replace(" ", BLANK_SHOWN) + ":" + answer
+
 
 def parse(line: str) -> tuple[str, str]:
     """`A..B:AB` -> ("A  B", "AB"): the field with dots read as spaces, and the answer."""
@@ -83,9 +94,3 @@ def parse(line: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ValueError(f"expected 'field:answer', got {line!r}")
     return parts[0].replace(BLANK_SHOWN, " "), parts[1]
-
-
-def show(text: str) -> str:
-    """The article's printed form: the field's spaces as dots."""
-    field, _, answer = text.partition(":")
-    return field.replace(" ", BLANK_SHOWN) + ":" + answer

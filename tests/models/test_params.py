@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selcopy.models import build_model, count_parameters
+from selcopy.models import MODELS, build_model, count_parameters
 
 CASES = [
     ({"layers": 6, "kernel_size": 9}, 237_952),
@@ -28,7 +28,7 @@ def test_article_parameter_counts(settings, expected):
     assert count_parameters(build_model(settings)) == expected
 
 
-@pytest.mark.parametrize("name", ["conv", "lstm", "mamba", "transformer"])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_defaults_build(name):
     assert count_parameters(build_model({"name": name})) > 0
 

@@ -214,3 +214,13 @@ def test_experiment_values_are_not_coerced(sections, message):
     with pytest.raises(ConfigError) as info:
         spec(**sections)
     assert str(info.value).startswith("exp.yml: " + message)
+
+
+@pytest.mark.parametrize("attention", [[0, 0, True], [0, 0, 8], [0, False, 1], True, 0, [0, 0, "linear"]])
+def test_attention_settings_resolve_as_written(attention):
+    """Stored runs hold `true` and head counts as written: they must resolve to the same dict."""
+    resolved = spec(model={"layers": 3, "attention": attention}).model["attention"]
+    assert resolved == attention
+    as_list = lambda value: value if isinstance(value, list) else [value]  # noqa: E731
+    assert [type(a) for a in as_list(resolved)] == [type(a) for a in as_list(attention)]  # true stays a bool, 1 an int
+    assert through_yaml(resolved) == resolved

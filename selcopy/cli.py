@@ -113,22 +113,24 @@ def load(args: argparse.Namespace):
 
 
 def check_data(exp) -> None:
-    """Draw the data of every distinct task setting once, so that `show` reports settings whose
-    validation set or training epoch cannot be filled (exit 2) as `run` would."""
+    """Draw the data of every distinct task setting once, and run every distinct model once on
+    its task's longest text, so that `show` reports what `run` would fail on (exit 2)."""
     import json
 
     from selcopy.errors import SelcopyError
 
     checked: set[str] = set()
     for run in exp.runs:
-        key = json.dumps(run.task, sort_keys=True, default=str)
-        if key in checked:
-            continue
-        checked.add(key)
-        try:
-            run.check_data()
-        except SelcopyError as error:
-            raise SelcopyError(f"{exp.path}: run {run.name}: {error}") from None
+        model = json.dumps([run.model, run.task_shape()], sort_keys=True, default=str)
+        for key, check in ((json.dumps(run.task, sort_keys=True, default=str), run.check_data),
+                           (model, run.check_model)):
+            if key in checked:
+                continue
+            checked.add(key)
+            try:
+                check()
+            except SelcopyError as error:
+                raise SelcopyError(f"{exp.path}: run {run.name}: {error}") from None
 
 
 def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:

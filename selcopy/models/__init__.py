@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from selcopy.models.base import ModelConfig, count_parameters
+from selcopy.models.base import ModelConfig, TaskShape, count_parameters
 from selcopy.models.conv import ConvConfig
 from selcopy.models.lstm import LSTMConfig
 from selcopy.models.mamba import MambaConfig
@@ -35,9 +35,9 @@ def model_config(settings: Mapping[str, Any], strict: bool = False) -> ModelConf
     return cls.model_validate(settings, strict=strict)
 
 
-def build_model(settings: Mapping[str, Any]) -> nn.Module:
-    """Validate the settings and build the (randomly initialised) model."""
-    return model_config(settings).build()
+def build_model(settings: Mapping[str, Any], shape: TaskShape) -> nn.Module:
+    """Validate the settings and build the (randomly initialised) model for a task of `shape`."""
+    return model_config(settings).build(shape)
 
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "LSTMConfig",
     "MambaConfig",
     "ModelConfig",
+    "TaskShape",
     "TransformerConfig",
     "build_model",
     "count_parameters",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,24 +18,33 @@ from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
 
 
-class ModelConfig(EntryConfig):
-    """Settings of one architecture (an entry of `MODELS`); `build()` makes the model."""
+@dataclass(frozen=True)
+class TaskShape:
+    """What a model knows of its task: the longest text over its training, validation and test
+    data, and the vocabulary size. The experiment layer works it out from the task settings."""
 
-    def build(self) -> nn.Module:
+    max_length: int
+    vocab: int
+
+
+class ModelConfig(EntryConfig):
+    """Settings of one architecture (an entry of `MODELS`); `build(shape)` makes the model."""
+
+    def build(self, shape: TaskShape) -> nn.Module:
         raise NotImplementedError
 
 
 class ByteEmbedding(nn.Module):
-    """`Embedding(256, C)` whose weight also reads the logits out: no extra parameters.
+    """`Embedding(V, C)` whose weight also reads the logits out: no extra parameters.
 
     >>> emb = ByteEmbedding(8)
     >>> emb.read_out(emb(torch.zeros(2, 3, dtype=torch.long))).shape
     torch.Size([2, 3, 256])
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, vocab: int = VOCAB):
         super().__init__()
-        self.embedding = nn.Embedding(VOCAB, channels)
+        self.embedding = nn.Embedding(vocab, channels)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.embedding(ids)  # (B, L) -> (B, L, C)

@@ -24,7 +24,7 @@ from torch import nn
 
 from selcopy.errors import did_you_mean
 from selcopy.models.attention import MIXERS, mixer_name
-from selcopy.models.base import ByteEmbedding, ModelConfig, per_layer, sinusoidal_positions
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, per_layer, sinusoidal_positions
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
@@ -126,8 +126,8 @@ class ConvConfig(ModelConfig):
         or a name in `attention.MIXERS`."""
         return per_layer("attention", self.attention, self.layers)
 
-    def build(self) -> ConvModel:
-        return ConvModel(self)
+    def build(self, shape: TaskShape) -> ConvModel:
+        return ConvModel(self, shape)
 
 
 class ConvLayer(nn.Module):
@@ -167,10 +167,10 @@ class ConvLayer(nn.Module):
 class ConvModel(nn.Module):
     """Byte embedding (+ optional sinusoidal positions) -> conv layers -> tied read-out."""
 
-    def __init__(self, cfg: ConvConfig):
+    def __init__(self, cfg: ConvConfig, shape: TaskShape):
         super().__init__()
         self.cfg = cfg
-        self.embed = ByteEmbedding(cfg.channels)
+        self.embed = ByteEmbedding(cfg.channels, shape.vocab)
         self.layers = nn.ModuleList(
             ConvLayer(cfg, k, d, a) for k, d, a in zip(cfg.kernel_sizes(), cfg.dilations(), cfg.attentions())
         )

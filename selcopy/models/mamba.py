@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape
 from selcopy.models.scan import SCANS
 
 
@@ -52,8 +52,8 @@ class MambaConfig(ModelConfig):
     def dt_rank(self) -> int:
         return math.ceil(self.d_model / 16)
 
-    def build(self) -> MambaModel:
-        return MambaModel(self)
+    def build(self, shape: TaskShape) -> MambaModel:
+        return MambaModel(self, shape)
 
 
 class RMSNorm(nn.Module):
@@ -122,9 +122,9 @@ class ResidualBlock(nn.Module):
 
 
 class MambaModel(nn.Module):
-    def __init__(self, cfg: MambaConfig):
+    def __init__(self, cfg: MambaConfig, shape: TaskShape):
         super().__init__()
-        self.embed = ByteEmbedding(cfg.d_model)
+        self.embed = ByteEmbedding(cfg.d_model, shape.vocab)
         self.layers = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.layers))
         self.norm_f = RMSNorm(cfg.d_model)
 

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig, sinusoidal_positions
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, sinusoidal_positions
 
 
 class TransformerConfig(ModelConfig):
@@ -39,14 +39,14 @@ class TransformerConfig(ModelConfig):
             raise ValueError(f"heads: {self.heads} heads do not divide channels {self.channels}")
         return self
 
-    def build(self) -> TransformerModel:
-        return TransformerModel(self)
+    def build(self, shape: TaskShape) -> TransformerModel:
+        return TransformerModel(self, shape)
 
 
 class TransformerModel(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, shape: TaskShape):
         super().__init__()
-        self.embed = ByteEmbedding(cfg.channels)
+        self.embed = ByteEmbedding(cfg.channels, shape.vocab)
         layer = nn.TransformerEncoderLayer(
             cfg.channels,
             cfg.heads,

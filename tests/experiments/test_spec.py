@@ -11,6 +11,8 @@ import yaml
 from selcopy.errors import ConfigError
 from selcopy.experiments import RunSpec, load_experiment
 from selcopy.experiments.spec import resolve_task
+from selcopy.models import MODELS, TaskShape, count_parameters
+from selcopy.tasks import make_task
 from selcopy.tasks.program import ProgramConfig
 from selcopy.train.config import TrainConfig
 
@@ -130,6 +132,25 @@ def test_params(model, count):
     assert run.params() == count
     built = run.build_model()
     assert count == sum(p.numel() for p in built.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_params_shown_are_those_of_the_built_model(name):
+    """`selcopy show` prints `params()`, counted on the meta device."""
+    run = spec(model={"name": name})
+    assert run.params() == count_parameters(run.build_model())
+
+
+def test_task_shape_is_the_longest_text_of_any_part_and_the_bytes():
+    run = spec(task={"num_operations": [1, 2], "validation_num_operations": 4, "test_num_operations": 6})
+    longest = make_task("program", {"num_operations": 6}).max_length()
+    assert run.task_shape() == TaskShape(max_length=longest, vocab=256)
+    assert spec(task={"num_operations": [1, 2]}).task_shape().max_length < longest
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_takes_its_tasks_longest_text(name):
+    spec(model={"name": name}, task={"name": "selective-copy"}).check_model()  # raises if not
 
 
 def test_task_settings_and_split():

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from selcopy.errors import explain
-from selcopy.models import ConvConfig, count_parameters
+from selcopy.models import ConvConfig, TaskShape, count_parameters
 from selcopy.models.attention import (
     MIXERS,
     HeadsAttention,
@@ -17,6 +17,8 @@ from selcopy.models.attention import (
     elu_plus_one,
     linear_attention,
 )
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 
 def test_linear_attention_matches_the_formula_by_hand():
@@ -72,7 +74,7 @@ def test_the_articles_spellings_name_their_mixers():
 
 
 def test_a_mixer_name_builds_what_its_spelling_builds():
-    by_name = ConvConfig(layers=3, kernel_size=13, attention=[0, 0, "linear"]).build()
+    by_name = ConvConfig(layers=3, kernel_size=13, attention=[0, 0, "linear"]).build(SHAPE)
     assert isinstance(by_name.layers[2].attention, LinearAttention)
     assert count_parameters(by_name) == 229_632  # as [0, 0, true]
     assert ConvConfig(attention="Linear ").attentions() == ["linear"] * 6
@@ -105,7 +107,7 @@ class MeanModule(nn.Module):
 
 def test_a_new_mixer_is_one_entry(monkeypatch, check_model):
     monkeypatch.setitem(MIXERS._entries, "mean", MeanOfValues())
-    model = ConvConfig(layers=2, channels=8, kernel_size=3, attention=[0, "mean"]).build()
+    model = ConvConfig(layers=2, channels=8, kernel_size=3, attention=[0, "mean"]).build(SHAPE)
     assert model.layers[1].conv.out_channels == 8  # the mixer consumes one conv output: V
     assert isinstance(model.layers[1].attention, MeanModule)
     check_model(model, 2, 7)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
@@ -9,12 +10,15 @@ from selcopy.models import (
     ConvConfig,
     LSTMConfig,
     MambaConfig,
+    TaskShape,
     TransformerConfig,
     build_model,
     count_parameters,
     model_config,
 )
 from selcopy.registry import UnknownName
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -28,7 +32,13 @@ def test_entry_describes_itself_and_every_setting(name):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_default_model_runs_forward_and_backward(check_model, name):
-    check_model(model_config({"name": name}).build(), 2, 12)
+    check_model(model_config({"name": name}).build(SHAPE), 2, 12)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_reads_out_the_vocabulary_of_its_task(name):
+    model = model_config({"name": name}).build(TaskShape(max_length=9, vocab=40))
+    assert model(torch.randint(0, 40, (2, 9))).shape == (2, 9, 40)
 
 
 def test_model_config_looks_up_and_validates():
@@ -63,7 +73,7 @@ def test_configs_are_frozen():
 
 
 def test_build_model():
-    assert build_model({"name": "lstm", "layers": 1, "channels": 4}).lstm.num_layers == 1
+    assert build_model({"name": "lstm", "layers": 1, "channels": 4}, SHAPE).lstm.num_layers == 1
 
 
 def test_settings_are_the_defaults_in_declaration_order():
@@ -77,10 +87,8 @@ def test_settings_are_the_defaults_in_declaration_order():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_builds_on_meta_device_and_round_trips_through_json(name):
     """`selcopy show` counts parameters on the meta device and stores settings as JSON."""
-    import torch
-
     config = model_config({"name": name})
     with torch.device("meta"):
-        model = config.build()
-    assert count_parameters(model) == count_parameters(config.build())
+        model = config.build(SHAPE)
+    assert count_parameters(model) == count_parameters(config.build(SHAPE))
     assert model_config({"name": name, **config.model_dump(mode="json")}) == config

@@ -4,10 +4,13 @@ import pytest
 import torch
 from torch import nn
 
+from selcopy.models import TaskShape
 from selcopy.tasks import make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
 from selcopy.train.loop import Trainer, TrainStream
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 
 class Tiny(nn.Module):
@@ -108,7 +111,7 @@ def test_compiled_step_trains_as_the_eager_one():
     split, results = _split(), []
     for compile in (False, True):
         torch.manual_seed(5)
-        model = build_model({"name": "conv", "layers": 2, "channels": 16, "kernel_size": 3, "dilation": [1, 2]})
+        model = build_model({"name": "conv", "layers": 2, "channels": 16, "kernel_size": 3, "dilation": [1, 2]}, SHAPE)
         cfg = TrainConfig(max_inputs=320, validate_every=320, batch_size=32, compile=compile)
         trainer = Trainer(model, split, cfg, seed=5, device=torch.device("cpu"))
         results.append((trainer.fit(), [p.detach().clone() for p in model.parameters()]))

@@ -43,6 +43,10 @@ class MambaConfig(ModelConfig):
     scan: Literal["parallel", "sequential"] = Field(
         "parallel", description="scan implementation (same maths): chunked parallel or step by step"
     )
+    dt_init: Literal["paper", "linear"] = Field(
+        "paper", description="time-step projection init: paper (Delta log-uniform in [0.001, 0.1]) or "
+        "linear (nn.Linear's default, as the article's mamba-minimal: Delta about 0.4-1.1)"
+    )
 
     @property
     def d_inner(self) -> int:
@@ -82,7 +86,8 @@ class MambaBlock(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(e, 1))  # (E, N)
         self.D = nn.Parameter(torch.ones(e))
         self.out_proj = nn.Linear(e, d, bias=False)
-        self._init_dt(r)
+        if cfg.dt_init == "paper":  # "linear" keeps nn.Linear's U(-1/sqrt(R), 1/sqrt(R)) weight and bias
+            self._init_dt(r)
 
     def _init_dt(self, dt_rank: int, dt_min: float = 1e-3, dt_max: float = 0.1) -> None:
         """As the reference implementation: softplus(bias) starts log-uniform in [dt_min, dt_max]."""

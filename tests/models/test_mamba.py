@@ -4,7 +4,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from selcopy.models import MambaConfig, TaskShape, build_model
+from selcopy.models import MambaConfig, TaskShape, build_model, count_parameters
 from selcopy.models.scan import chunked_scan, default_chunk, sequential_scan
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
@@ -107,6 +107,18 @@ def test_derived_sizes_and_init():
     torch.testing.assert_close(block.A_log[7], torch.log(torch.arange(1.0, 6.0)))
     dt = torch.nn.functional.softplus(block.dt_proj.bias)
     assert ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
+
+
+@pytest.mark.parametrize("dt_init", ["paper", "linear"])
+def test_dt_init(dt_init):
+    """paper: softplus(bias) log-uniform in [0.001, 0.1]; linear: nn.Linear's bias, within 1/sqrt(fan-in)."""
+    cfg = MambaConfig(dt_init=dt_init)
+    proj = cfg.build(SHAPE).layers[0].mixer.dt_proj
+    dt = torch.nn.functional.softplus(proj.bias)
+    paper = ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
+    linear = (proj.bias.abs() <= proj.in_features**-0.5).all()  # softplus then starts at 0.40 or more
+    assert bool(paper) == (dt_init == "paper") and bool(linear) == (dt_init == "linear")
+    assert count_parameters(cfg.build(SHAPE)) == 67_936
 
 
 def test_bfloat16_autocast_runs():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from selcopy.models import TaskShape
+from selcopy.models import MODELS, TaskShape, build_model
 from selcopy.tasks import make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
@@ -69,6 +69,27 @@ def test_resume_equals_uninterrupted():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_resumes_as_uninterrupted(name):
+    split = _split()
+
+    def trainer() -> Trainer:
+        torch.manual_seed(5)
+        cfg = TrainConfig(max_inputs=192, validate_every=96, batch_size=32)
+        return Trainer(build_model({"name": name}, SHAPE), split, cfg, seed=5, device=torch.device("cpu"))
+
+    whole = trainer()
+    final = whole.fit()
+    first, states = trainer(), []
+    first.on_validation = lambda t, m: states.append(copy.deepcopy(t.state_dict())) if m["inputs"] == 96 else None
+    first.fit()
+    second = trainer()
+    second.load_state_dict(states[0])
+    assert second.fit()["validation_loss"] == final["validation_loss"]
+    for a, b in zip(whole.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_both_losses_train():
     split = _split()
     for loss in ("token", "sequence"):
@@ -106,8 +127,6 @@ def test_the_breakdown_by_difficulty_is_named_by_the_task():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own use of torch.jit
 def test_compiled_step_trains_as_the_eager_one():
     # train.compile runs the same model and loss through torch.compile: the same numbers up to float rounding
-    from selcopy.models import build_model
-
     split, results = _split(), []
     for compile in (False, True):
         torch.manual_seed(5)

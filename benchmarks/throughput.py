@@ -53,13 +53,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from datagen import reference_sample  # noqa: E402
 
 from selcopy.experiments.runner import start_process  # noqa: E402
-from selcopy.models import build_model  # noqa: E402
+from selcopy.models import TaskShape, build_model  # noqa: E402
+from selcopy.models.attention import mixer_name  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
 from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
+from selcopy.vocab import VOCAB  # noqa: E402
 
 MODELS = {
     "conv6": {"name": "conv", "layers": 6, "kernel_size": 9, "dilation": [1, 2, 3, 4, 5, 1]},
@@ -70,6 +72,7 @@ MODELS = {
     "mamba": {"name": "mamba", "layers": 6, "d_model": 32, "d_state": 16, "expand": 2, "d_conv": 4},
 }
 TASK = {"num_items": 26, "input_length": 5, "num_operations": [2, 5], "operators": {">": 1}}
+SHAPE = TaskShape(max_length=make_task("program", TASK).max_length(), vocab=VOCAB)
 LR, BATCH = 5e-4, 64
 
 
@@ -80,7 +83,7 @@ def selcopy_rate(settings: dict, steps: int, warmup: int, device: torch.device, 
     torch.manual_seed(0)
     cfg = TrainConfig(max_inputs=warmup * BATCH, validate_every=10**9, batch_size=BATCH, lr=LR, loss=loss,
                       compile=compile, precision=precision)
-    trainer = Trainer(build_model(settings), split, cfg, seed=1, device=device)
+    trainer = Trainer(build_model(settings, SHAPE), split, cfg, seed=1, device=device)
     trainer.fit()  # warm-up: first epoch drawn, kernels (and compiled graphs) ready
 
     def more_steps() -> None:
@@ -92,7 +95,7 @@ def selcopy_rate(settings: dict, steps: int, warmup: int, device: torch.device, 
 
 def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int) -> float:
     torch.manual_seed(0)
-    model = build_model(settings).to(device)
+    model = build_model(settings, SHAPE).to(device)
     probe = torch.randint(32, 90, (4, 31), device=device)
     with torch.no_grad():  # the reference computes the same function as the product's model
         torch.testing.assert_close(article_forward(model, probe), model(probe), rtol=1e-4, atol=1e-4)
@@ -136,7 +139,7 @@ def bare_step(settings: dict, device: torch.device, loss: str, precision: str):
     """Forward (in `precision`), loss, backward and optimizer step on one batch made beforehand:
     what the model itself costs, without data, metrics or schedule."""
     torch.manual_seed(0)
-    model = build_model(settings).to(device)
+    model = build_model(settings, SHAPE).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=device.type in ("cpu", "cuda"))
     batch = make_task("program", TASK).sample_batch(BATCH, torch.Generator().manual_seed(1)).to(device)
     masked, text = batch.masked.long(), batch.text.long()
@@ -164,7 +167,7 @@ def validation_rates(settings: dict, device: torch.device, loss: str, precision:
     task = make_task("program", TASK)
     split = DataSplit(task, make_task("program", {**TASK, "num_operations": 5}), BATCH, 10_000, 23)
     torch.manual_seed(0)
-    model = build_model(settings).to(device)
+    model = build_model(settings, SHAPE).to(device)
     data = split.validation.to(device)  # as the trainer keeps it
     rates = {}
     for size in (64, 1024):
@@ -211,7 +214,8 @@ def breakdown(settings: dict, steps: int, warmup: int, device: torch.device, los
            "gflop_per_step": None, "kernel_gflop_per_s": None, "mm_gflop_per_s": None}
     # The flop counter knows every multiply-add of a conv model without torch's head attention
     # (it has no formula for the CPU attention kernel), not the LSTM's or the scan's.
-    if settings["name"] == "conv" and not any(a is not True and a for a in build_model(settings).cfg.attentions()):
+    conv = build_model(settings, SHAPE).cfg if settings["name"] == "conv" else None
+    if conv and "heads" not in [mixer_name(a) for a in conv.attentions()]:
         flops = counter.get_total_flops()
         row.update(gflop_per_step=round(flops / 1e9, 3), kernel_gflop_per_s=round(flops / kernels / 1e6, 1),
                    mm_gflop_per_s=round(mm_rate(settings, device, precision), 1))
@@ -231,7 +235,7 @@ def mm_rate(settings: dict, device: torch.device, precision: str) -> float:
     (B*L x k*C times k*C x C, as an im2col convolution would compute it; the backward's two
     products have the same size, transposed)."""
     length = make_task("program", TASK).max_length()
-    cfg = build_model(settings).cfg
+    cfg = build_model(settings, SHAPE).cfg
     c, k = cfg.channels, cfg.kernel_sizes()[0]
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
     a = torch.randn(BATCH * length, k * c, device=device, dtype=dtype)

@@ -36,18 +36,36 @@ def counted(n: int, noun: str) -> str:
 def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
-    from selcopy.tasks import TASKS, make_task
-    from selcopy.tasks.selective_copy import show
+    from selcopy.tasks import TASKS
     from selcopy.tasks.split import unique_samples
 
-    settings = task_flags(TASKS[args.task].Config, extra)
-    task = make_task(args.task, settings)
+    if args.task is None:
+        if args.help:
+            args.parser.print_help()
+            return 0
+        raise SelcopyError(f"sample: name a task: {', '.join(TASKS)}")
+    config_cls = TASKS[args.task]
+    if args.help:  # the task's settings as flags, each with its default
+        group = args.parser.add_argument_group(f"settings of task {args.task} ({config_cls.description})")
+        for key, default, text in config_cls.settings():
+            group.add_argument(f"--{key.replace('_', '-')}", metavar="V",
+                               help=f"{text} (default: {flag_text(default)})".replace("%", "%%"))
+        args.parser.print_help()
+        return 0
+    task = config_cls(**task_flags(config_cls, extra)).build()
     batch = unique_samples(task, args.count, torch.Generator().manual_seed(args.seed))
-    texts = batch.texts()
-    if args.task == "selective-copy" and not args.raw:
-        texts = [show(t) for t in texts]
+    texts = batch.texts() if args.raw else [task.show(t) for t in batch.texts()]
     sys.stdout.write("".join(t + "\n" for t in texts))
     return 0
+
+
+def flag_text(value: Any) -> str:
+    """A default as one types it after its flag: (2, 5) -> 2,5; {">": 1.0} -> >:1."""
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{weight:g}" for key, weight in value.items())
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(item) for item in value)
+    return str(value)
 
 
 def task_flags(config_cls: Any, extra: list[str]) -> dict[str, str]:
@@ -72,26 +90,20 @@ def task_flags(config_cls: Any, extra: list[str]) -> dict[str, str]:
 
 
 def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
+    from selcopy.experiments.spec import SplitSettings
+    from selcopy.models import MODELS
+    from selcopy.tasks import TASKS
+
+    table, flag = (TASKS, "--") if args.what == "tasks" else (MODELS, "")  # task settings are also flags
+    for name, cls in table.items():
+        print(f"{name}: {cls.description}")
+        for key, default, text in cls.settings():
+            label = flag + key.replace("_", "-") if flag else key
+            print(f"    {label:<20} {default!s:<24} {text}")
     if args.what == "tasks":
-        from selcopy.tasks import TASKS
-
-        for name, cls in TASKS.items():
-            doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
-            print(f"{name}: {doc}")
-            for field, info in cls.Config.model_fields.items():
-                print(f"    --{field.replace('_', '-'):<18} {info.default!s:<24} {info.description or ''}")
-        from selcopy.experiments.spec import SplitSettings
-
         print("in an experiment file's task section, also (and validation_<setting>, test_<setting>):")
         for field, info in SplitSettings.model_fields.items():
             print(f"    {field:<20} {info.default!s:<24} {info.description or ''}")
-    else:
-        from selcopy.models import describe_models
-
-        for name, description, defaults in describe_models():
-            print(f"{name}: {description}")
-            for key, value in defaults.items():
-                print(f"    {key:<22} {value!s}")
     return 0
 
 
@@ -248,7 +260,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     folder = Path(args.run)
     spec = load_run(folder)
-    changes = task_flags(TASKS[spec.task["name"]].Config, extra)
+    changes = task_flags(TASKS[spec.task["name"]], extra)
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -292,13 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sample", help="print samples of a task, one per line",
-                       epilog="task settings as flags, e.g. --input-length 2,5 (see `selcopy ls tasks`)")
-    p.add_argument("task", help="program | selective-copy")
-    p.add_argument("--count", type=int, default=10)
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--raw", action="store_true", help="print the exact bytes (selective-copy: spaces, not dots)")
-    p.set_defaults(func=cmd_sample, takes_extra=True)
+    p = sub.add_parser("sample", help="print samples of a task, one per line", add_help=False,
+                       epilog="task settings as flags, e.g. --input-length 2,5 (`selcopy sample TASK --help` "
+                              "lists them)")
+    p.add_argument("task", nargs="?", help="the task's name (`selcopy ls tasks` lists them)")
+    p.add_argument("-h", "--help", action="store_true", help="show this help; after a task, with its settings")
+    p.add_argument("--count", type=int, default=10, help="samples to print (default: 10)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the draw (default: 0)")
+    p.add_argument("--raw", action="store_true",
+                   help="print the exact bytes, not as the task shows them (selective-copy: spaces, not dots)")
+    p.set_defaults(func=cmd_sample, takes_extra=True, parser=p)
 
     grid = argparse.ArgumentParser(add_help=False)  # the flags of every command that reads a grid
     grid.add_argument("file", help="an experiment file (YAML)")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from selcopy.cli import main
-from selcopy.tasks import make_task
+from selcopy.models import MODELS
+from selcopy.tasks import TASKS, make_task
 
 
 def test_sample_program_lines_check(capsys):
@@ -62,10 +63,51 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert message in err and "\n" not in err
 
 
-def test_ls_tasks(capsys):
-    assert main(["ls", "tasks"]) == 0
-    out = capsys.readouterr().out
-    assert "program" in out and "selective-copy" in out and "--num-operations" in out
+@pytest.mark.parametrize("what", ["tasks", "models"])
+def test_ls_lists_every_entry_and_setting_with_default_and_description(capsys, what):
+    table = TASKS if what == "tasks" else MODELS
+    flag = "--" if what == "tasks" else ""
+    assert main(["ls", what]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, cls in table.items():
+        at = lines.index(f"{name}: {cls.description}")
+        for offset, (key, default, text) in enumerate(cls.settings(), 1):
+            label = flag + key.replace("_", "-") if flag else key
+            assert lines[at + offset].split()[:1] == [label]
+            assert lines[at + offset].endswith(f" {text}") and f" {default!s} " in lines[at + offset]
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_sample_help_lists_the_tasks_settings_with_defaults(capsys, name):
+    assert main(["sample", name, "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert TASKS[name].description in out
+    for key, _, text in TASKS[name].settings():
+        assert f"--{key.replace('_', '-')} V {text} (default: " in out
+
+
+def test_sample_help_shows_defaults_as_flags_take_them(capsys):
+    assert main(["sample", "program", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 2,5)" in out and "(default: >:1,-:0.333333,+:0.333333)" in out
+
+
+def test_sample_without_a_task(capsys):
+    assert main(["sample", "--help"]) == 0
+    assert "--count" in capsys.readouterr().out
+    assert main(["sample"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and all(name in err for name in TASKS)
+
+
+def test_raw_prints_the_bytes_the_task_shows_otherwise(capsys):
+    argv = ["sample", "selective-copy", "--count", "5", "--area", "13", "--num-items", "4"]
+    assert main(argv) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert main([*argv, "--raw"]) == 0
+    raw = capsys.readouterr().out.splitlines()
+    task = make_task("selective-copy", {"area": 13, "num_items": 4})
+    assert shown == [task.show(line) for line in raw] and shown != raw
 
 
 def test_console_script_runs():

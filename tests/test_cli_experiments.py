@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+import torch
 import yaml
 from PIL import Image
+from pydantic import Field
+from torch import nn
 
 from selcopy.cli import main
 from selcopy.experiments import load_experiment
+from selcopy.models import MODELS, ModelConfig, TaskShape
+from selcopy.models.base import ByteEmbedding
 from selcopy.train import checkpoint
 
 FILES = Path(__file__).parent / "experiments" / "files"
@@ -444,6 +450,46 @@ def test_run_refuses_settings_that_cannot_be_drawn_before_anything_trains(capsys
     assert err.count("\n") == 1 and err.startswith(f"selcopy: error: {FAILING}: run failing/n-3: ")
     assert "distinct questions" in err
     assert not runs.exists()
+
+
+class PositionsConfig(ModelConfig):
+    """A test-only model that cannot take long texts: learned positions for `positions` bytes."""
+
+    name: ClassVar[str] = "positions"
+    description: ClassVar[str] = "test only: byte embedding plus learned positions"
+    positions: int = Field(8, description="the longest text it takes")
+
+    def build(self, shape: TaskShape) -> nn.Module:
+        return PositionsModel(self.positions, shape.vocab)
+
+
+class PositionsModel(nn.Module):
+    def __init__(self, positions: int, vocab: int):
+        super().__init__()
+        self.embed, self.position = ByteEmbedding(4, vocab), nn.Embedding(positions, 4)
+
+    def forward(self, ids):
+        h = self.embed(ids) + self.position(torch.arange(ids.shape[1]))  # (B, L, C); L > positions: IndexError
+        return self.embed.read_out(h)
+
+
+@pytest.mark.parametrize("command", ["show", "run"])
+def test_a_model_that_cannot_take_the_tasks_length_fails_before_training(capsys, tmp_path, monkeypatch, command):
+    monkeypatch.setitem(MODELS._entries, "positions", PositionsConfig)
+    path = tmp_path / "short.yml"  # the program texts are up to 3 + 1 + 3 + 1 + 3 = 11 bytes long
+    task = TASK.replace("}\n", ", train_count: 2000, validation_count: 200}\n")
+    model = 'model: {name: positions, positions: "${p}"}\n'
+    path.write_text(f"name: short\nmatrix: {{p: [16, 8]}}\n{task}{TRAIN}{model}")
+    runs = tmp_path / "runs"
+    if command == "run":
+        status, _, err = run(capsys, str(path), "--runs", str(runs))
+    else:
+        status, err = main(["show", str(path)]), capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"selcopy: error: {path}: run short/p-8: model 'positions' cannot take this task's texts "
+                          "of up to 11 bytes: ")
+    assert not runs.exists()
+    assert main(["show", str(path), "--where", "${p} == 16"]) == 0  # the run it can take
 
 
 def test_failing_run_is_recorded_and_the_others_go_on(capsys, tmp_path, monkeypatch):

@@ -59,6 +59,6 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
         split = spec.build_split()
         data = split.validation if part == "validation" else split.test
         described = f"the run's {part} set"
-    metrics = summarize(evaluate(model, data, spec.train_config(), device), "")
+    metrics = summarize(evaluate(model, data, spec.train_config(), device), "", task.difficulty_column)
     return {"run": spec.name, "checkpoint": which, "inputs": int(state["inputs"]), "samples": len(data),
             "data": described, "task": {"name": name, **task.config.model_dump(mode="json")}, "metrics": metrics}

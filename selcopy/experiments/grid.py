@@ -53,18 +53,20 @@ class Experiment:
     runs: list[RunSpec]
 
     def check_data(self) -> None:
-        """Draw the data of every distinct task setting once, so that settings whose validation
-        set or training epoch cannot be filled are bad input (a ConfigError naming the run)
-        before anything trains."""
+        """Draw the data of every distinct task setting once, and run every distinct model once on
+        its task's longest text, so that settings a run would fail on are bad input (a ConfigError
+        naming the run) before anything trains."""
         checked: set[str] = set()
         for run in self.runs:
-            key = json.dumps(run.task, sort_keys=True, default=str)
-            if key not in checked:
-                checked.add(key)
-                try:
-                    run.check_data()
-                except SelcopyError as error:
-                    raise ConfigError(f"{self.path}: run {run.name}: {error}") from None
+            model = json.dumps([run.model, run.task_shape()], sort_keys=True, default=str)
+            for key, check in ((json.dumps(run.task, sort_keys=True, default=str), run.check_data),
+                               (model, run.check_model)):
+                if key not in checked:
+                    checked.add(key)
+                    try:
+                        check()
+                    except SelcopyError as error:
+                        raise ConfigError(f"{self.path}: run {run.name}: {error}") from None
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -126,8 +126,9 @@ def run_threads(state: dict[str, Any] | None, log: Log) -> Iterator[None]:
     if recorded and recorded != now:
         cores = available_cores()
         if recorded > cores:
-            raise SelcopyError(f"it trained with {recorded} torch threads, more than the {cores} core{'s' * (cores != 1)} here: "
-                               f"resume it on a machine with {recorded} cores, or move its folder away to start over")
+            raise SelcopyError(f"it trained with {recorded} torch threads, more than the {cores} "
+                               f"core{'s' * (cores != 1)} here: resume it on a machine with {recorded} cores, "
+                               "or move its folder away to start over")
         log(f"resumes with the {recorded} thread{'s' * (recorded != 1)} it trained with, not {now}: "
             "its numbers depend on the count")
         torch.set_num_threads(recorded)

@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from selcopy.errors import ConfigError, SelcopyError, did_you_mean, explain
+from selcopy.models.base import TaskShape
 from selcopy.names import TRIAL
 from selcopy.tasks import TASKS, make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
+from selcopy.vocab import MASK, VOCAB
 
 T = TypeVar("T")
 
@@ -93,7 +95,7 @@ class RunSpec:
 
     def task_settings(self, part: str = "train") -> tuple[str, dict[str, Any]]:
         """(task name, settings for `make_task`) of the `train`, `validation` or `test` data."""
-        fields = TASKS[self.task["name"]].Config.model_fields
+        fields = TASKS[self.task["name"]].model_fields
         settings = {key: self.task[key] for key in fields if key in self.task}
         if part != "train":
             prefix = {"validation": VALIDATION, "test": TEST}[part]
@@ -125,13 +127,33 @@ class RunSpec:
         split = self.build_split()
         split.epoch(0)
 
+    def task_shape(self) -> TaskShape:
+        """What the model needs of the task: the longest text of the training, validation and
+        test data, and the vocabulary (bytes)."""
+        parts = ["train", "validation", *["test"] * self.has_test]
+        longest = max(make_task(*self.task_settings(part)).max_length() for part in parts)
+        return TaskShape(max_length=longest, vocab=VOCAB)
+
     def build_model(self) -> nn.Module:
         """The model with its initial weights drawn from `self.seed` (global RNG state is kept)."""
         from selcopy.models import build_model
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            return build_model(self.model)
+            return build_model(self.model, self.task_shape())
+
+    def check_model(self) -> None:
+        """Build the model and run it once on a batch of one longest text: a model that cannot
+        take the task's length fails here, as a ConfigError, before anything trains."""
+        shape = self.task_shape()
+        try:
+            model = self.build_model().eval()
+            with torch.no_grad():
+                model(torch.full((1, shape.max_length), MASK, dtype=torch.long))
+        except Exception as error:  # whatever the model raises, the user gets one line
+            reason = next(iter(str(error).strip().splitlines()), type(error).__name__)
+            raise ConfigError(f"model '{self.model['name']}' cannot take this task's texts of up to "
+                              f"{shape.max_length} bytes: {reason}") from None
 
     def params(self) -> int:
         """Trainable parameters, shared tensors counted once; built without memory on `meta`."""
@@ -140,7 +162,7 @@ class RunSpec:
 
         try:
             with torch.device("meta"):
-                model = build_model(self.model)
+                model = build_model(self.model, self.task_shape())
         except Exception:  # a model whose construction needs real values: build it for real
             model = self.build_model()
         return count_parameters(model)
@@ -185,7 +207,7 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
         config_cls = TASKS[name]
     except SelcopyError as error:
         raise ConfigError(f"{where}: task.name: {error}") from None
-    fields = list(config_cls.Config.model_fields)
+    fields = list(config_cls.model_fields)
     for prefix in (VALIDATION, TEST):
         check_prefixed_keys(settings, prefix, fields, name, where)
     prefixed = [prefix + f for prefix in (VALIDATION, TEST) for f in fields]
@@ -193,13 +215,13 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
     base = {key: value for key, value in settings.items() if key in fields}
     split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
     split = validated(lambda: SplitSettings.model_validate(split_settings, strict=True), "task", where)
-    train_config = validated(lambda: config_cls.Config.model_validate(base, strict=True), "task", where)
+    train_config = validated(lambda: config_cls.model_validate(base, strict=True), "task", where)
     resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
     for prefix in (VALIDATION, TEST):
         overrides = {key[len(prefix):]: value for key, value in settings.items()
                      if key.startswith(prefix) and key not in SPLIT_KEYS}
         rename = {key: prefix + key for key in overrides}
-        config = validated(lambda: config_cls.Config.model_validate({**base, **overrides}, strict=True),  # noqa: B023
+        config = validated(lambda: config_cls.model_validate({**base, **overrides}, strict=True),  # noqa: B023
                            "task", where, rename)
         values = config.model_dump(mode="json")
         resolved.update({prefix + key: values[key] for key in overrides})

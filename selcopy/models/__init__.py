@@ -1,6 +1,7 @@
 """Model architectures, by the name users write after `model: name:`.
 
-Every model maps byte ids (B, L) to logits (B, L, 256) for any length L >= 1.
+Every model maps byte ids (B, L) to logits (B, L, 256). A model is one file holding its
+config (a `ModelConfig` whose `build()` makes the module) and one line in `MODELS`.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from typing import Any
 
 from torch import nn
 
-from selcopy.models.base import ModelConfig, count_parameters
+from selcopy.models.base import ModelConfig, TaskShape, count_parameters
 from selcopy.models.conv import ConvConfig
 from selcopy.models.lstm import LSTMConfig
 from selcopy.models.mamba import MambaConfig
 from selcopy.models.transformer import TransformerConfig
 from selcopy.registry import Registry
 
-MODELS: Registry[type[ModelConfig]] = Registry(
-    "model", {"conv": ConvConfig, "lstm": LSTMConfig, "mamba": MambaConfig, "transformer": TransformerConfig}
-)
+MODELS: Registry[type[ModelConfig]] = Registry.of("model", [ConvConfig, LSTMConfig, MambaConfig, TransformerConfig])
 
 DEFAULT_MODEL = "conv"
 
@@ -36,14 +35,9 @@ def model_config(settings: Mapping[str, Any], strict: bool = False) -> ModelConf
     return cls.model_validate(settings, strict=strict)
 
 
-def build_model(settings: Mapping[str, Any]) -> nn.Module:
-    """Validate the settings and build the (randomly initialised) model."""
-    return model_config(settings).build()
-
-
-def describe_models() -> list[tuple[str, str, dict[str, Any]]]:
-    """(name, one-line description, {setting: default}) per model, for `selcopy ls models`."""
-    return [(name, cls.description, cls.defaults()) for name, cls in MODELS.items()]
+def build_model(settings: Mapping[str, Any], shape: TaskShape) -> nn.Module:
+    """Validate the settings and build the (randomly initialised) model for a task of `shape`."""
+    return model_config(settings).build(shape)
 
 
 __all__ = [
@@ -52,9 +46,9 @@ __all__ = [
     "LSTMConfig",
     "MambaConfig",
     "ModelConfig",
+    "TaskShape",
     "TransformerConfig",
     "build_model",
     "count_parameters",
-    "describe_models",
     "model_config",
 ]

@@ -1,18 +1,29 @@
-"""Parameter-free linear attention and its feature maps, for the conv model's layers.
+"""The attention mixers a conv layer can hold (`MIXERS`), and parameter-free linear attention.
 
 Dimensions: B batch, L length, C channels (the attention's features), F feature-map width.
 
-Unlike torch's `MultiheadAttention`, this attention has no weights, so it works for any
-length and any channel count: the conv layer before it "invents" the queries, keys or values.
+A layer's `attention` setting names its mixer: `true` (or `linear`) the linear attention,
+an integer N torch's multi-head attention with N heads, 0/false none. The layer's conv
+"invents" some of the mixer's queries, keys and values (`attention_invention`), the layer
+input gives the rest. A new mixer is one `Mixer` subclass and one entry in `MIXERS`.
+
+Unlike torch's `MultiheadAttention`, the linear attention has no weights, so it works for any
+length and any channel count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from selcopy.registry import Registry
+
+if TYPE_CHECKING:
+    from selcopy.models.conv import ConvConfig
 
 FeatureMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -67,3 +78,57 @@ class HeadsAttention(nn.MultiheadAttention):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(q, k, v, need_weights=False)[0]
+
+
+class Mixer:
+    """One kind of attention for a conv layer. `build` makes a module mapping (q, k, v), each
+    (B, L, C), to (B, L, C); the layer's conv makes the parts `invents` names, one C-wide
+    output each (`outputs` of them), and the layer input is the rest."""
+
+    def check(self, channels: int, setting: Any) -> None:
+        """ValueError if the layer setting cannot hold this mixer over `channels` channels."""
+
+    def invents(self, cfg: ConvConfig) -> str:
+        return cfg.attention_invention
+
+    def outputs(self, cfg: ConvConfig) -> int:
+        return len(self.invents(cfg))
+
+    def build(self, channels: int, setting: Any, cfg: ConvConfig) -> nn.Module:
+        raise NotImplementedError
+
+
+class Linear(Mixer):
+    """`true`: the parameter-free linear attention, phi = `attention_activation`."""
+
+    def build(self, channels: int, setting: Any, cfg: ConvConfig) -> nn.Module:
+        return LinearAttention(cfg.attention_activation)
+
+
+class Heads(Mixer):
+    """An integer N: torch's multi-head attention with N heads (4C^2 + 4C parameters)."""
+
+    def check(self, channels: int, setting: Any) -> None:
+        if isinstance(setting, bool) or not isinstance(setting, int):
+            raise ValueError(f"attention: {setting!r}: write the number of heads, e.g. 8")
+        if channels % setting:
+            raise ValueError(f"attention: {setting} heads do not divide channels {channels}")
+
+    def build(self, channels: int, setting: Any, cfg: ConvConfig) -> nn.Module:
+        return HeadsAttention(channels, setting)
+
+
+MIXERS: Registry[Mixer] = Registry("mixer", {"linear": Linear(), "heads": Heads()})
+
+
+def mixer_name(setting: bool | int | str) -> str | None:
+    """A layer's `attention` setting -> its name in MIXERS; None for no attention.
+
+    >>> [mixer_name(s) for s in (0, False, True, 8, "linear")]
+    [None, None, 'linear', 'heads', 'linear']
+    """
+    if isinstance(setting, str):
+        return setting
+    if setting is True:
+        return "linear"
+    return "heads" if setting else None

@@ -8,47 +8,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-VOCAB = 256  # tokens are raw bytes
+from selcopy.registry import EntryConfig
+from selcopy.vocab import VOCAB
 
 
-class ModelConfig(BaseModel):
-    """Settings of one architecture, validated on creation; unknown keys are errors.
+@dataclass(frozen=True)
+class TaskShape:
+    """What a model knows of its task: the longest text over its training, validation and test
+    data, and the vocabulary size. The experiment layer works it out from the task settings."""
 
-    Subclasses set `name` (what users write after `model: name:`), `description` (one line
-    for `selcopy ls models`) and implement `build`.
-    """
+    max_length: int
+    vocab: int
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
+class ModelConfig(EntryConfig):
+    """Settings of one architecture (an entry of `MODELS`); `build(shape)` makes the model."""
 
-    def build(self) -> nn.Module:
+    def build(self, shape: TaskShape) -> nn.Module:
         raise NotImplementedError
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """{setting: default} in declaration order."""
-        return {key: field.default for key, field in cls.model_fields.items()}
 
 
 class ByteEmbedding(nn.Module):
-    """`Embedding(256, C)` whose weight also reads the logits out: no extra parameters.
+    """`Embedding(V, C)` whose weight also reads the logits out: no extra parameters.
 
     >>> emb = ByteEmbedding(8)
     >>> emb.read_out(emb(torch.zeros(2, 3, dtype=torch.long))).shape
     torch.Size([2, 3, 256])
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, vocab: int = VOCAB):
         super().__init__()
-        self.embedding = nn.Embedding(VOCAB, channels)
+        self.embedding = nn.Embedding(vocab, channels)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.embedding(ids)  # (B, L) -> (B, L, C)

@@ -5,7 +5,7 @@ Dimensions:
     B  batch
     L  length (positions in the text)
     C  channels
-    m  conv outputs per channel: 1 without attention, 2 for QK/QV/KV, 3 for QKV
+    m  conv outputs per channel: 1 without attention, else what the mixer consumes (2 for QK/QV/KV, 3 for QKV)
     V  vocabulary (256 bytes)
 
 Layer i: y = conv_i(x), optionally y = attention(q, k, v) with the "self-invented" parts of
@@ -19,11 +19,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BeforeValidator, PositiveInt, StrictBool, StrictInt, model_validator
+from pydantic import BeforeValidator, Field, PositiveInt, StrictBool, StrictInt, StrictStr, model_validator
 from torch import nn
 
-from selcopy.models.attention import HeadsAttention, LinearAttention
-from selcopy.models.base import ByteEmbedding, ModelConfig, per_layer, sinusoidal_positions
+from selcopy.errors import did_you_mean
+from selcopy.models.attention import MIXERS, mixer_name
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, per_layer, sinusoidal_positions
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
@@ -45,16 +46,22 @@ def _no_bools(value: Any) -> Any:
 
 
 def _attention_item(value: Any) -> Any:
-    """Keep bools as bools (True = linear attention) and ints as ints (N heads): `True == 1`."""
+    """Keep bools as bools (True = linear attention) and ints as ints (N heads): `True == 1`.
+    A mixer's name (`linear`) stays a name."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text in ("true", "false"):
             return text == "true"
         if text.isdigit():
             return int(text)
+        if text in MIXERS:
+            return text
+        hint = did_you_mean(text, MIXERS, known="mixers")
+        raise ValueError(f"unknown attention {value!r}{hint}")
     if isinstance(value, bool) or (isinstance(value, int) and value >= 0):
         return value
-    raise ValueError(f"expected 0/false (none), true (linear attention) or a number of heads, got {value!r}")
+    raise ValueError(f"expected 0/false (none), true (linear attention), a number of heads or a mixer's name, "
+                     f"got {value!r}")
 
 
 def _attention(value: Any) -> Any:
@@ -64,7 +71,8 @@ def _attention(value: Any) -> Any:
 
 
 PerLayerInt = Annotated[int | list[int], BeforeValidator(_no_bools)]
-AttentionSetting = Annotated[StrictBool | StrictInt | list[StrictBool | StrictInt], BeforeValidator(_attention)]
+AttentionItem = StrictBool | StrictInt | StrictStr
+AttentionSetting = Annotated[AttentionItem | list[AttentionItem], BeforeValidator(_attention)]
 
 
 class ConvConfig(ModelConfig):
@@ -73,15 +81,23 @@ class ConvConfig(ModelConfig):
     name: ClassVar[str] = "conv"
     description: ClassVar[str] = "residual dilated 1-D CNN with optional attention per layer (the article's)"
 
-    layers: PositiveInt = 6
-    channels: PositiveInt = 64
-    kernel_size: PerLayerInt = 9
-    dilation: PerLayerInt = 1
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = "gelu"
-    attention: AttentionSetting = 0
-    attention_invention: Literal["QK", "QV", "KV", "QKV"] = "QK"
-    attention_activation: Literal["elu+1", "dpfp"] = "elu+1"
-    position_embedding: bool = False
+    layers: PositiveInt = Field(6, description="residual conv layers")
+    channels: PositiveInt = Field(64, description="embedding and conv width C")
+    kernel_size: PerLayerInt = Field(9, description="odd conv kernel, one or one per layer")
+    dilation: PerLayerInt = Field(1, description="conv dilation, one or one per layer")
+    activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = Field(
+        "gelu", description="after each layer's conv (and attention)"
+    )
+    attention: AttentionSetting = Field(
+        0, description="one or per layer: 0 none, true linear attention, N torch attention with N heads, a mixer name"
+    )
+    attention_invention: Literal["QK", "QV", "KV", "QKV"] = Field(
+        "QK", description="which of q, k, v the conv makes; the rest are the layer input"
+    )
+    attention_activation: Literal["elu+1", "dpfp"] = Field(
+        "elu+1", description="feature map of the linear attention"
+    )
+    position_embedding: bool = Field(False, description="add sinusoidal positions to the embedding")
 
     @model_validator(mode="after")
     def _check_layers(self) -> ConvConfig:
@@ -95,8 +111,8 @@ class ConvConfig(ModelConfig):
             if d < 1:
                 raise ValueError(f"dilation: must be at least 1, got {d}")
         for a in self.attentions():
-            if a is not True and a and self.channels % a:
-                raise ValueError(f"attention: {a} heads do not divide channels {self.channels}")
+            if name := mixer_name(a):
+                MIXERS[name].check(self.channels, a)
         return self
 
     def kernel_sizes(self) -> list[int]:
@@ -105,28 +121,27 @@ class ConvConfig(ModelConfig):
     def dilations(self) -> list[int]:
         return per_layer("dilation", self.dilation, self.layers)
 
-    def attentions(self) -> list[bool | int]:
-        """Per layer: 0 or False none, True linear attention, N > 0 torch attention with N heads."""
+    def attentions(self) -> list[bool | int | str]:
+        """Per layer: 0 or False none, True linear attention, N > 0 torch attention with N heads,
+        or a name in `attention.MIXERS`."""
         return per_layer("attention", self.attention, self.layers)
 
-    def build(self) -> ConvModel:
-        return ConvModel(self)
+    def build(self, shape: TaskShape) -> ConvModel:
+        return ConvModel(self, shape)
 
 
 class ConvLayer(nn.Module):
     """x + act(attend(conv(x))), the attention optional: (B, C, 1, L) -> (B, C, 1, L)."""
 
-    def __init__(self, cfg: ConvConfig, kernel: int, dilation: int, attention: bool | int):
+    def __init__(self, cfg: ConvConfig, kernel: int, dilation: int, attention: bool | int | str):
         super().__init__()
         c = cfg.channels
-        self.invention = cfg.attention_invention if attention else ""  # True or N heads
-        m = max(1, len(self.invention))
+        name = mixer_name(attention)
+        mixer = MIXERS[name] if name else None
+        self.invention = mixer.invents(cfg) if mixer else ""  # the letters of q, k, v the conv makes
+        m = mixer.outputs(cfg) if mixer else 1
         self.conv = nn.Conv1d(c, c * m, kernel, dilation=dilation, padding=dilation * (kernel // 2))
-        self.attention: nn.Module | None = None
-        if attention is True:
-            self.attention = LinearAttention(cfg.attention_activation)
-        elif attention:
-            self.attention = HeadsAttention(c, attention)
+        self.attention = mixer.build(c, attention, cfg) if mixer else None
         self.act = ACTIVATIONS[cfg.activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,10 +167,10 @@ class ConvLayer(nn.Module):
 class ConvModel(nn.Module):
     """Byte embedding (+ optional sinusoidal positions) -> conv layers -> tied read-out."""
 
-    def __init__(self, cfg: ConvConfig):
+    def __init__(self, cfg: ConvConfig, shape: TaskShape):
         super().__init__()
         self.cfg = cfg
-        self.embed = ByteEmbedding(cfg.channels)
+        self.embed = ByteEmbedding(cfg.channels, shape.vocab)
         self.layers = nn.ModuleList(
             ConvLayer(cfg, k, d, a) for k, d, a in zip(cfg.kernel_sizes(), cfg.dilations(), cfg.attentions())
         )

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape
 
 
 class LSTMConfig(ModelConfig):
@@ -27,18 +27,18 @@ class LSTMConfig(ModelConfig):
     name: ClassVar[str] = "lstm"
     description: ClassVar[str] = "unidirectional multi-layer LSTM with tied byte read-out"
 
-    layers: PositiveInt = 6
-    channels: PositiveInt = 64
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    layers: PositiveInt = Field(6, description="stacked LSTM layers")
+    channels: PositiveInt = Field(64, description="embedding width = hidden size")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between LSTM layers (not after the last)")
 
-    def build(self) -> LSTMModel:
-        return LSTMModel(self)
+    def build(self, shape: TaskShape) -> LSTMModel:
+        return LSTMModel(self, shape)
 
 
 class LSTMModel(nn.Module):
-    def __init__(self, cfg: LSTMConfig):
+    def __init__(self, cfg: LSTMConfig, shape: TaskShape):
         super().__init__()
-        self.embed = ByteEmbedding(cfg.channels)
+        self.embed = ByteEmbedding(cfg.channels, shape.vocab)
         # torch warns about dropout with one layer: it only acts between layers.
         dropout = cfg.dropout if cfg.layers > 1 else 0.0
         self.lstm = nn.LSTM(cfg.channels, cfg.channels, cfg.layers, batch_first=True, dropout=dropout)

@@ -22,10 +22,10 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape
 from selcopy.models.scan import SCANS
 
 
@@ -35,12 +35,18 @@ class MambaConfig(ModelConfig):
     name: ClassVar[str] = "mamba"
     description: ClassVar[str] = "Mamba (selective state space) blocks in pure PyTorch, tied byte read-out"
 
-    layers: PositiveInt = 6
-    d_model: PositiveInt = 32
-    d_state: PositiveInt = 16
-    expand: PositiveInt = 2
-    d_conv: PositiveInt = 4
-    scan: Literal["parallel", "sequential"] = "parallel"
+    layers: PositiveInt = Field(6, description="residual Mamba blocks")
+    d_model: PositiveInt = Field(32, description="embedding width D")
+    d_state: PositiveInt = Field(16, description="SSM state size N per channel")
+    expand: PositiveInt = Field(2, description="inner width E = expand * d_model")
+    d_conv: PositiveInt = Field(4, description="kernel of the causal depthwise conv before the SSM")
+    scan: Literal["parallel", "sequential"] = Field(
+        "parallel", description="scan implementation (same maths): chunked parallel or step by step"
+    )
+    dt_init: Literal["paper", "linear"] = Field(
+        "paper", description="time-step projection init: paper (Delta log-uniform in [0.001, 0.1]) or "
+        "linear (nn.Linear's default, as the article's mamba-minimal: Delta about 0.4-1.1)"
+    )
 
     @property
     def d_inner(self) -> int:
@@ -50,8 +56,8 @@ class MambaConfig(ModelConfig):
     def dt_rank(self) -> int:
         return math.ceil(self.d_model / 16)
 
-    def build(self) -> MambaModel:
-        return MambaModel(self)
+    def build(self, shape: TaskShape) -> MambaModel:
+        return MambaModel(self, shape)
 
 
 class RMSNorm(nn.Module):
@@ -80,7 +86,8 @@ class MambaBlock(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(e, 1))  # (E, N)
         self.D = nn.Parameter(torch.ones(e))
         self.out_proj = nn.Linear(e, d, bias=False)
-        self._init_dt(r)
+        if cfg.dt_init == "paper":  # "linear" keeps nn.Linear's U(-1/sqrt(R), 1/sqrt(R)) weight and bias
+            self._init_dt(r)
 
     def _init_dt(self, dt_rank: int, dt_min: float = 1e-3, dt_max: float = 0.1) -> None:
         """As the reference implementation: softplus(bias) starts log-uniform in [dt_min, dt_max]."""
@@ -120,9 +127,9 @@ class ResidualBlock(nn.Module):
 
 
 class MambaModel(nn.Module):
-    def __init__(self, cfg: MambaConfig):
+    def __init__(self, cfg: MambaConfig, shape: TaskShape):
         super().__init__()
-        self.embed = ByteEmbedding(cfg.d_model)
+        self.embed = ByteEmbedding(cfg.d_model, shape.vocab)
         self.layers = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.layers))
         self.norm_f = RMSNorm(cfg.d_model)
 

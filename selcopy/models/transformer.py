@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig, sinusoidal_positions
+from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, sinusoidal_positions
 
 
 class TransformerConfig(ModelConfig):
@@ -27,11 +27,11 @@ class TransformerConfig(ModelConfig):
     name: ClassVar[str] = "transformer"
     description: ClassVar[str] = "bidirectional pre-norm Transformer encoder with sinusoidal positions"
 
-    layers: PositiveInt = 2
-    channels: PositiveInt = 64
-    heads: PositiveInt = 4
-    feedforward: PositiveInt = 256
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    layers: PositiveInt = Field(2, description="encoder layers")
+    channels: PositiveInt = Field(64, description="model width")
+    heads: PositiveInt = Field(4, description="attention heads per layer; must divide channels")
+    feedforward: PositiveInt = Field(256, description="hidden width of each layer's feed-forward block")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout inside the encoder layers")
 
     @model_validator(mode="after")
     def _check_heads(self) -> TransformerConfig:
@@ -39,14 +39,14 @@ class TransformerConfig(ModelConfig):
             raise ValueError(f"heads: {self.heads} heads do not divide channels {self.channels}")
         return self
 
-    def build(self) -> TransformerModel:
-        return TransformerModel(self)
+    def build(self, shape: TaskShape) -> TransformerModel:
+        return TransformerModel(self, shape)
 
 
 class TransformerModel(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, shape: TaskShape):
         super().__init__()
-        self.embed = ByteEmbedding(cfg.channels)
+        self.embed = ByteEmbedding(cfg.channels, shape.vocab)
         layer = nn.TransformerEncoderLayer(
             cfg.channels,
             cfg.heads,

@@ -24,6 +24,7 @@ from PIL import Image
 
 from selcopy.files import atomic_write
 from selcopy.report.font import glyph_atlas
+from selcopy.vocab import MASK, SPACE
 
 EXAMPLES = 64  # validation samples per image
 CELL_W, CELL_H = 8, 12  # pixels per character
@@ -36,8 +37,6 @@ COLUMN_GAP = 3 * CELL_W
 MARGIN = 6
 HEADER_H = 2 * CELL_H + 8  # two lines: caption; error summary and colour key
 MIN_WIDTH = 60  # cells: room for the header lines
-MASK = 0  # the byte that hides the answer
-SPACE = 32
 
 # colours (RGB)
 PAPER = (255, 255, 255)

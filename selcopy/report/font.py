@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-SPACE = 32
-PRINTABLE = [*range(33, 127), *range(161, 256)]  # ASCII and Latin-1 letters: drawn with the font
+from selcopy.vocab import SPACE, VOCAB
+
+PRINTABLE = [*range(33, 127), *range(161, VOCAB)]  # ASCII and Latin-1 letters: drawn with the font
 CAPS = "ABCDEFGHIJKLMNOPRSTUVWXYZ0123456789"  # centred vertically in the cell
 FIT = CAPS + "Qbdfhiklt:>+-"  # must fit the cell whole; rarer glyphs (descenders) may clip
 SPACE_DOT = 0.3  # coverage of the faint dot that marks a space (the article prints spaces as dots)
@@ -74,14 +75,14 @@ def glyph_atlas(width: int, height: int) -> np.ndarray:
     empty cell simply ignore its glyph. The result is read-only (it is shared).
     """
     font, (dx, dy) = fitting_font(width, height)
-    atlas = np.zeros((256, height, width), dtype=np.float32)
+    atlas = np.zeros((VOCAB, height, width), dtype=np.float32)
     for byte in PRINTABLE:
         cell = Image.new("L", (width, height), 0)
         ImageDraw.Draw(cell).text((dx, dy), chr(byte), font=font, fill=255)
         atlas[byte] = np.asarray(cell, dtype=np.float32) / 255
     cx, cy = width // 2, height // 2
     atlas[SPACE, cy : cy + 1, cx - 1 : cx + 1] = SPACE_DOT
-    unprintable = [b for b in range(256) if b != SPACE and b not in PRINTABLE]
+    unprintable = [b for b in range(VOCAB) if b != SPACE and b not in PRINTABLE]
     x0, x1, y0, y1 = 1, width - 2, height // 4, height - height // 4 - 1
     box = np.zeros((height, width), dtype=np.float32)
     box[y0 : y1 + 1, [x0, x1]] = 0.8

@@ -1,4 +1,8 @@
-"""Task generators, by the name users write: `program`, `selective-copy`."""
+"""Task generators, by the name users write: `program`, `selective-copy`.
+
+A task is one file holding its config (a `TaskConfig` whose `build()` makes the `Task`) and
+one line in `TASKS`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,15 @@ from typing import Any
 
 from selcopy.registry import Registry
 from selcopy.tasks.base import Batch, Task, TaskConfig
-from selcopy.tasks.program import ProgramTask
-from selcopy.tasks.selective_copy import SelectiveCopyTask
+from selcopy.tasks.program import ProgramConfig
+from selcopy.tasks.selective_copy import SelectiveCopyConfig
 
-TASKS: Registry[type[Task]] = Registry("task", {t.name: t for t in (ProgramTask, SelectiveCopyTask)})
+TASKS: Registry[type[TaskConfig]] = Registry.of("task", [ProgramConfig, SelectiveCopyConfig])
 
 
 def make_task(name: str, settings: dict[str, Any]) -> Task:
     """Look the task up and validate its settings (pydantic.ValidationError on bad ones)."""
-    cls = TASKS[name]
-    return cls(cls.Config(**settings))
+    return TASKS[name](**settings).build()
 
 
 __all__ = ["TASKS", "Batch", "Task", "TaskConfig", "make_task"]

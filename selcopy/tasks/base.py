@@ -11,12 +11,10 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BeforeValidator
 
-SPACE = 32  # byte that pads texts and answers
-MASK = 0  # byte that hides the answer in the model's input
-VOCAB = 256  # tokens are raw bytes
-
+from selcopy.registry import EntryConfig
+from selcopy.vocab import SPACE
 
 
 def _as_range(value: Any) -> Any:
@@ -52,10 +50,11 @@ def check_range(
     return value
 
 
-class TaskConfig(BaseModel):
-    """Settings of one generator; unknown keys are errors."""
+class TaskConfig(EntryConfig):
+    """Settings of one generator (an entry of `TASKS`); `build()` makes the generator."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    def build(self) -> Task:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,14 @@ class Batch:
     text:    (B, L) uint8 bytes of the full text `question:answer`
     masked:  (B, L) uint8, the same with every answer byte replaced by 0
     length:  (B,)   unpadded text length
-    num_ops: (B,)   operations the sample's program really has (selective copy: letters to copy)
+    difficulty: (B,) how hard each sample is, in the task's own unit (`Task.difficulty`)
     key:     (B,)   62-bit hash of the question; equal questions always have equal keys
     """
 
     text: torch.Tensor
     masked: torch.Tensor
     length: torch.Tensor
-    num_ops: torch.Tensor
+    difficulty: torch.Tensor
     key: torch.Tensor
 
     def __len__(self) -> int:
@@ -100,7 +99,7 @@ class Batch:
             text=torch.cat([pad(b.text, SPACE) for b in batches]),
             masked=torch.cat([pad(b.masked, SPACE) for b in batches]),
             length=torch.cat([b.length for b in batches]),
-            num_ops=torch.cat([b.num_ops for b in batches]),
+            difficulty=torch.cat([b.difficulty for b in batches]),
             key=torch.cat([b.key for b in batches]),
         )
 
@@ -165,13 +164,21 @@ def draw_distinct(count: int, pool: int, width: int, g: torch.Generator) -> torc
 
 
 class Task(ABC):
-    """A generator of question/answer texts. Subclasses set `name` and `Config`."""
+    """A generator of question/answer texts, made by its config's `build()`."""
 
-    name: ClassVar[str]
-    Config: ClassVar[type[TaskConfig]]
+    difficulty: ClassVar[str]  # what `Batch.difficulty` counts, e.g. "operations in the program"
+    difficulty_column: ClassVar[str]  # its metric columns: `sample_error%_<column>K`
 
     def __init__(self, config: TaskConfig):
         self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def show(self, text: str) -> str:
+        """How `selcopy sample` prints a text (`--raw` prints it as it is)."""
+        return text
 
     @abstractmethod
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from selcopy.tasks.base import Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
 from selcopy.tasks.program_engine import Tables, build_tables, render, run_programs
+from selcopy.vocab import MASK
 
 LETTERS = string.ascii_uppercase
 OPERATORS = (">", "-", "+")  # kind codes 0, 1, 2 in the generator
@@ -36,6 +37,9 @@ def _parse_operators(value):
 
 
 class ProgramConfig(TaskConfig):
+    name: ClassVar[str] = "program"
+    description: ClassVar[str] = "Very Selective Copying: run a tiny program of swaps and stack moves over letters."
+
     num_items: int = Field(26, description="alphabet size: the first num_items capital letters")
     input_length: IntRange = Field((2, 5), description="input letters per sample, number or [lo, hi]")
     num_operations: IntRange = Field((1, 5), description="ops per program, number or [lo, hi]")
@@ -82,10 +86,13 @@ class ProgramConfig(TaskConfig):
     def weights(self) -> tuple[float, float, float]:
         return tuple(float(self.operators.get(op, 0.0)) for op in OPERATORS)
 
+    def build(self) -> ProgramTask:
+        return ProgramTask(self)
+
 
 class ProgramTask(Task):
-    name: ClassVar[str] = "program"
-    Config: ClassVar[type[ProgramConfig]] = ProgramConfig
+    difficulty: ClassVar[str] = "operations the program really runs (fewer if it removed every cell)"
+    difficulty_column: ClassVar[str] = "ops"  # sample_error%_ops3: the article's runs are stored so
     config: ProgramConfig
 
     def __init__(self, config: ProgramConfig):
@@ -112,9 +119,9 @@ class ProgramTask(Task):
         answer = answer_start[:, None] + torch.arange(W)
         return Batch(
             text=text,
-            masked=text.scatter(1, answer, 0),
+            masked=text.scatter(1, answer, MASK),
             length=length,
-            num_ops=(keys >= 0).sum(1),
+            difficulty=(keys >= 0).sum(1),
             key=row_key([(cells, 0), (keys + 1, MAX_LETTERS)]),
         )
 

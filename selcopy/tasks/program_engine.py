@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
+from selcopy.vocab import SPACE
+
 SWAP, REMOVE, INSERT = 0, 1, 2
 OP_KEY_BASE = 32  # op key = kind * 32 * 32 + x * 32 + y: independent of W, so keys compare across settings
 NO_OP = 3 * OP_KEY_BASE * OP_KEY_BASE  # the table row of "no operation": empty text
 OP_WIDTH = 6  # longest op text with its trailing space: "12>13 "
-SPACE, COLON = 32, ord(":")
+COLON = ord(":")
 
 
 @dataclass(frozen=True)

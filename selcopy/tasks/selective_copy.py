@@ -15,13 +15,19 @@ from typing import ClassVar
 import torch
 from pydantic import Field, model_validator
 
-from selcopy.tasks.base import SPACE, Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
+from selcopy.tasks.base import Batch, IntRange, Task, TaskConfig, check_range, draw_distinct, row_key
+from selcopy.vocab import MASK, SPACE
 
 LETTERS = string.ascii_uppercase
 BLANK_SHOWN = "."  # how the field's spaces are printed
 
 
 class SelectiveCopyConfig(TaskConfig):
+    name: ClassVar[str] = "selective-copy"
+    description: ClassVar[str] = (
+        "Selective Copying (the Mamba paper's toy task): copy the letters of a sparse field in order."
+    )
+
     area: int = Field(40, description="width of the field")
     num_items: IntRange = Field((10, 10), description="letters in the field, number or [lo, hi]")
 
@@ -32,10 +38,13 @@ class SelectiveCopyConfig(TaskConfig):
         check_range("num_items", self.num_items, 1, min(self.area, len(LETTERS)))
         return self
 
+    def build(self) -> SelectiveCopyTask:
+        return SelectiveCopyTask(self)
+
 
 class SelectiveCopyTask(Task):
-    name: ClassVar[str] = "selective-copy"
-    Config: ClassVar[type[SelectiveCopyConfig]] = SelectiveCopyConfig
+    difficulty: ClassVar[str] = "letters to copy"
+    difficulty_column: ClassVar[str] = "letters"
     config: SelectiveCopyConfig
 
     def max_length(self) -> int:
@@ -56,9 +65,9 @@ class SelectiveCopyTask(Task):
         length = torch.full((count,), A + 1 + hi)
         return Batch(
             text=text,
-            masked=torch.cat([field, torch.zeros_like(answer)], 1),
+            masked=torch.cat([field, torch.full_like(answer, MASK)], 1),
             length=length,
-            num_ops=k,
+            difficulty=k,
             key=row_key([(torch.where(field[:, :A] == SPACE, 0, field[:, :A]), 0)]),
         )
 
@@ -73,6 +82,11 @@ class SelectiveCopyTask(Task):
         if answer != "".join(letters).ljust(hi):
             raise ValueError(f"answer {answer!r} != {''.join(letters).ljust(hi)!r}")
 
+    def show(self, text: str) -> str:
+        """The article's printed form: the field's spaces as dots (`parse` reads it back)."""
+        field, _, answer = text.partition(":")
+        return field.replace(" ", BLANK_SHOWN) + ":" + answer
+
 
 def parse(line: str) -> tuple[str, str]:
     """`A..B:AB` -> ("A  B", "AB"): the field with dots read as spaces, and the answer."""
@@ -80,9 +94,3 @@ def parse(line: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ValueError(f"expected 'field:answer', got {line!r}")
     return parts[0].replace(BLANK_SHOWN, " "), parts[1]
-
-
-def show(text: str) -> str:
-    """The article's printed form: the field's spaces as dots."""
-    field, _, answer = text.partition(":")
-    return field.replace(" ", BLANK_SHOWN) + ":" + answer

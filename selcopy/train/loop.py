@@ -156,7 +156,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return batch_stats(logits.detach(), text, masked, batch.num_ops, loss.detach())
+        return batch_stats(logits.detach(), text, masked, batch.difficulty, loss.detach())
 
     def _logits(self, masked: torch.Tensor) -> torch.Tensor:
         return logits_of(self.model, masked, self.config.precision)
@@ -167,10 +167,11 @@ class Trainer:
 
     def _validate(self, train_stats: torch.Tensor) -> dict[str, float]:
         metrics = {"inputs": self.inputs, "epoch": self.stream.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
-        metrics.update(summarize(self.evaluate(self._validation), "validation_"))
-        metrics.update(summarize(train_stats, "train_"))
+        per = self.split.train_task.difficulty_column
+        metrics.update(summarize(self.evaluate(self._validation), "validation_", per))
+        metrics.update(summarize(train_stats, "train_", per))
         if self.finished and self._test is not None:  # the test set counts once, at the end
-            metrics.update(summarize(self.evaluate(self._test), "test_"))
+            metrics.update(summarize(self.evaluate(self._test), "test_", per))
         metrics.update(
             model_params=self.params,
             train_time=self.train_time,
@@ -216,6 +217,7 @@ def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.d
         text = data.text[start : start + size].to(device).long()
         masked = data.masked[start : start + size].to(device).long()
         logits = logits_of(model, masked, MEASURED)
-        stats += batch_stats(logits, text, masked, data.num_ops[start : start + size].to(device), loss_fn(logits, text))
+        difficulty = data.difficulty[start : start + size].to(device)
+        stats += batch_stats(logits, text, masked, difficulty, loss_fn(logits, text))
     model.train(was_training)
     return stats

@@ -1,10 +1,10 @@
 """Losses and the article's metrics, accumulated on the device without syncs.
 
-Metric definitions (DESIGN.md, Training facts), over every position of every sample:
+Metric definitions (the README's Definitions), over every position of every sample:
     error%         wrong characters / all positions
     mask_error%    wrong characters inside the mask / masked characters
     sample_error%  samples with at least one wrong character / samples
-plus sample error per number of operations (`sample_error%_ops3`).
+plus sample error per difficulty, named by the task (`sample_error%_ops3`: programs of 3 operations).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MAX_OPS = 64  # op-count bins kept for the per-ops breakdown; longer programs share the last bin
+from selcopy.vocab import MASK
+
+MAX_DIFFICULTY = 64  # difficulty bins kept for the breakdown; harder samples share the last bin
 _LOSS, _SAMPLES, _POSITIONS, _WRONG, _MASKED, _MASK_WRONG, _SAMPLE_WRONG = range(7)
 _BASE = 7
 
@@ -38,19 +40,19 @@ LOSSES = {"token": token_loss, "sequence": sequence_loss}
 
 
 def new_stats(device: torch.device | str) -> torch.Tensor:
-    return torch.zeros(_BASE + 2 * MAX_OPS, dtype=torch.float64, device=device)
+    return torch.zeros(_BASE + 2 * MAX_DIFFICULTY, dtype=torch.float64, device=device)
 
 
 @torch.no_grad()
 def batch_stats(
-    logits: torch.Tensor, text: torch.Tensor, masked: torch.Tensor, num_ops: torch.Tensor, loss: torch.Tensor
+    logits: torch.Tensor, text: torch.Tensor, masked: torch.Tensor, difficulty: torch.Tensor, loss: torch.Tensor
 ) -> torch.Tensor:
     """Counts of one batch as a vector (see `summarize`); `loss` is the batch's mean loss."""
     B, L = text.shape
     wrong = logits.argmax(-1) != text  # (B, L)
-    in_mask = masked == 0
+    in_mask = masked == MASK
     sample_wrong = wrong.any(1)
-    ops = num_ops.clamp(max=MAX_OPS - 1)
+    level = difficulty.clamp(max=MAX_DIFFICULTY - 1)
     head = torch.stack([
         loss.double() * B,
         torch.tensor(B, device=text.device, dtype=torch.float64),
@@ -60,13 +62,17 @@ def batch_stats(
         (wrong & in_mask).sum().double(),
         sample_wrong.sum().double(),
     ])
-    per_ops = torch.bincount(ops, minlength=MAX_OPS).double()
-    per_ops_wrong = torch.bincount(ops, weights=sample_wrong.double(), minlength=MAX_OPS)
-    return torch.cat([head, per_ops, per_ops_wrong])
+    per_level = torch.bincount(level, minlength=MAX_DIFFICULTY).double()
+    per_level_wrong = torch.bincount(level, weights=sample_wrong.double(), minlength=MAX_DIFFICULTY)
+    return torch.cat([head, per_level, per_level_wrong])
 
 
-def summarize(stats: torch.Tensor, prefix: str) -> dict[str, float]:
-    """Metric values from accumulated counts, names prefixed (`validation_`, `train_`)."""
+def summarize(stats: torch.Tensor, prefix: str, per: str | None = None) -> dict[str, float]:
+    """Metric values from accumulated counts, names prefixed (`validation_`, `train_`).
+
+    per: the task's `difficulty_column` (`ops` -> `sample_error%_ops3`); None leaves the
+    breakdown by difficulty out.
+    """
     s = stats.tolist()
     if s[_SAMPLES] == 0:
         return {}
@@ -76,9 +82,9 @@ def summarize(stats: torch.Tensor, prefix: str) -> dict[str, float]:
         f"{prefix}mask_error%": 100 * s[_MASK_WRONG] / max(s[_MASKED], 1),
         f"{prefix}sample_error%": 100 * s[_SAMPLE_WRONG] / s[_SAMPLES],
     }
-    for k in range(MAX_OPS):
+    for k in range(MAX_DIFFICULTY if per is not None else 0):
         n = s[_BASE + k]
         if n:
-            plus = "+" if k == MAX_OPS - 1 else ""  # the last bin holds every longer program too
-            out[f"{prefix}sample_error%_ops{k}{plus}"] = 100 * s[_BASE + MAX_OPS + k] / n
+            plus = "+" if k == MAX_DIFFICULTY - 1 else ""  # the last bin holds every harder sample too
+            out[f"{prefix}sample_error%_{per}{k}{plus}"] = 100 * s[_BASE + MAX_DIFFICULTY + k] / n
     return out

@@ -11,6 +11,8 @@ import yaml
 from selcopy.errors import ConfigError
 from selcopy.experiments import RunSpec, load_experiment
 from selcopy.experiments.spec import resolve_task
+from selcopy.models import MODELS, TaskShape, count_parameters
+from selcopy.tasks import make_task
 from selcopy.tasks.program import ProgramConfig
 from selcopy.train.config import TrainConfig
 
@@ -132,6 +134,25 @@ def test_params(model, count):
     assert count == sum(p.numel() for p in built.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_params_shown_are_those_of_the_built_model(name):
+    """`selcopy show` prints `params()`, counted on the meta device."""
+    run = spec(model={"name": name})
+    assert run.params() == count_parameters(run.build_model())
+
+
+def test_task_shape_is_the_longest_text_of_any_part_and_the_bytes():
+    run = spec(task={"num_operations": [1, 2], "validation_num_operations": 4, "test_num_operations": 6})
+    longest = make_task("program", {"num_operations": 6}).max_length()
+    assert run.task_shape() == TaskShape(max_length=longest, vocab=256)
+    assert spec(task={"num_operations": [1, 2]}).task_shape().max_length < longest
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_takes_its_tasks_longest_text(name):
+    spec(model={"name": name}, task={"name": "selective-copy"}).check_model()  # raises if not
+
+
 def test_task_settings_and_split():
     task = {
         "input_length": 5,
@@ -149,9 +170,9 @@ def test_task_settings_and_split():
     assert train_settings["num_operations"] == [1, 2] and validation_settings["num_operations"] == [4, 4]
     assert "train_count" not in train_settings and "validation_num_operations" not in validation_settings
     split = run.build_split()
-    assert len(split.validation) == 48 and bool((split.validation.num_ops == 4).all())
+    assert len(split.validation) == 48 and bool((split.validation.difficulty == 4).all())
     epoch = split.epoch(run.seed)
-    assert len(epoch) == 64 and int(epoch.num_ops.max()) <= 2
+    assert len(epoch) == 64 and int(epoch.difficulty.max()) <= 2
     other_trial = spec(task=task, variables={"trial": 2}).build_split()
     assert other_trial.validation.texts() == split.validation.texts()  # the trial keeps the validation set
 
@@ -172,7 +193,7 @@ def test_test_set_of_longer_programs():
     assert run.task_settings("test")[1]["num_operations"] == [4, 6]
     assert run.task_settings("validation")[1]["num_operations"] == [1, 2]
     split = run.build_split()
-    assert len(split.test) == 40 and set(split.test.num_ops.tolist()) <= {4, 5, 6}
+    assert len(split.test) == 40 and set(split.test.difficulty.tolist()) <= {4, 5, 6}
     assert RunSpec.from_config_dict(through_yaml(run.config_dict())) == run
 
 
@@ -214,3 +235,13 @@ def test_experiment_values_are_not_coerced(sections, message):
     with pytest.raises(ConfigError) as info:
         spec(**sections)
     assert str(info.value).startswith("exp.yml: " + message)
+
+
+@pytest.mark.parametrize("attention", [[0, 0, True], [0, 0, 8], [0, False, 1], True, 0, [0, 0, "linear"]])
+def test_attention_settings_resolve_as_written(attention):
+    """Stored runs hold `true` and head counts as written: they must resolve to the same dict."""
+    resolved = spec(model={"layers": 3, "attention": attention}).model["attention"]
+    assert resolved == attention
+    as_list = lambda value: value if isinstance(value, list) else [value]  # noqa: E731
+    assert [type(a) for a in as_list(resolved)] == [type(a) for a in as_list(attention)]  # true stays a bool, 1 an int
+    assert through_yaml(resolved) == resolved

@@ -1,9 +1,24 @@
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
+from torch import nn
 
-from selcopy.models.attention import HeadsAttention, dpfp, elu_plus_one, linear_attention
+from selcopy.errors import explain
+from selcopy.models import ConvConfig, TaskShape, count_parameters
+from selcopy.models.attention import (
+    MIXERS,
+    HeadsAttention,
+    LinearAttention,
+    Mixer,
+    dpfp,
+    elu_plus_one,
+    linear_attention,
+)
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 
 def test_linear_attention_matches_the_formula_by_hand():
@@ -49,3 +64,50 @@ def test_heads_attention_returns_output_only():
     att = HeadsAttention(8, 2)
     x = torch.randn(3, 5, 8)
     assert att(x, x, x).shape == (3, 5, 8)
+
+
+def test_the_articles_spellings_name_their_mixers():
+    from selcopy.models.attention import mixer_name
+
+    names = [mixer_name(s) for s in (0, False, True, 1, 8, "linear")]
+    assert names == [None, None, "linear", "heads", "heads", "linear"]
+
+
+def test_a_mixer_name_builds_what_its_spelling_builds():
+    by_name = ConvConfig(layers=3, kernel_size=13, attention=[0, 0, "linear"]).build(SHAPE)
+    assert isinstance(by_name.layers[2].attention, LinearAttention)
+    assert count_parameters(by_name) == 229_632  # as [0, 0, true]
+    assert ConvConfig(attention="Linear ").attentions() == ["linear"] * 6
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ([0, "linaer"], "did you mean 'linear'"),
+    ([0, "heads"], "write the number of heads"),
+])
+def test_bad_mixer_names_are_one_line(setting, message):
+    with pytest.raises(ValidationError) as info:
+        ConvConfig(layers=2, channels=8, attention=setting)
+    assert message in explain(info.value) and "\n" not in explain(info.value)
+
+
+class MeanOfValues(Mixer):
+    """A test-only mixer: every position gets the mean of the conv's values (q, k unused)."""
+
+    def invents(self, cfg):
+        return "V"
+
+    def build(self, channels, setting, cfg):
+        return MeanModule()
+
+
+class MeanModule(nn.Module):
+    def forward(self, q, k, v):
+        return v.mean(1, keepdim=True).expand_as(v)  # (B, 1, C) -> (B, L, C)
+
+
+def test_a_new_mixer_is_one_entry(monkeypatch, check_model):
+    monkeypatch.setitem(MIXERS._entries, "mean", MeanOfValues())
+    model = ConvConfig(layers=2, channels=8, kernel_size=3, attention=[0, "mean"]).build(SHAPE)
+    assert model.layers[1].conv.out_channels == 8  # the mixer consumes one conv output: V
+    assert isinstance(model.layers[1].attention, MeanModule)
+    check_model(model, 2, 7)

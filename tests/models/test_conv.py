@@ -5,16 +5,18 @@ import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
-from selcopy.models import ConvConfig, build_model
+from selcopy.models import ConvConfig, TaskShape, build_model
 from selcopy.models.attention import HeadsAttention, LinearAttention
 from selcopy.models.conv import ConvModel
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 SMALL = {"layers": 3, "channels": 16, "kernel_size": [3, 5, 3], "dilation": [1, 2, 3]}
 
 
 @pytest.mark.parametrize(("batch", "length"), [(1, 1), (2, 7), (3, 32), (2, 2)])
 def test_shapes_and_gradients(check_model, batch, length):
-    check_model(build_model({**SMALL, "attention": [0, True, 4]}), batch, length)
+    check_model(build_model({**SMALL, "attention": [0, True, 4]}, SHAPE), batch, length)
 
 
 @pytest.mark.parametrize("invention", ["QK", "QV", "KV", "QKV"])
@@ -22,16 +24,16 @@ def test_shapes_and_gradients(check_model, batch, length):
 @pytest.mark.parametrize("phi", ["elu+1", "dpfp"])
 def test_attention_variants_run(check_model, invention, attention, phi):
     settings = {**SMALL, "attention": [0, 0, attention], "attention_invention": invention}
-    check_model(build_model({**settings, "attention_activation": phi}), 2, 9)
+    check_model(build_model({**settings, "attention_activation": phi}, SHAPE), 2, 9)
 
 
 @pytest.mark.parametrize("activation", ["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"])
 def test_activations(check_model, activation):
-    check_model(build_model({**SMALL, "activation": activation}), 2, 5)
+    check_model(build_model({**SMALL, "activation": activation}, SHAPE), 2, 5)
 
 
 def test_true_means_linear_attention_and_1_means_one_head():
-    model = ConvConfig(layers=4, channels=8, attention=[True, 1, 0, False]).build()
+    model = ConvConfig(layers=4, channels=8, attention=[True, 1, 0, False]).build(SHAPE)
     kinds = [type(layer.attention) for layer in model.layers]
     assert kinds == [LinearAttention, HeadsAttention, type(None), type(None)]
     assert model.layers[1].attention.num_heads == 1
@@ -43,14 +45,15 @@ def test_true_means_linear_attention_and_1_means_one_head():
 def test_scalar_settings_apply_to_every_layer():
     cfg = ConvConfig(layers=3, kernel_size=5, dilation=2)
     assert cfg.kernel_sizes() == [5, 5, 5] and cfg.dilations() == [2, 2, 2] and cfg.attentions() == [0, 0, 0]
-    conv = ConvModel(cfg).layers[0].conv
+    conv = ConvModel(cfg, SHAPE).layers[0].conv
     assert conv.kernel_size == (5,) and conv.dilation == (2,) and conv.padding == (4,)
 
 
 def test_invention_splits_conv_output_in_letter_order():
     """QV: the first C conv channels are the queries, the second C the values; keys are the input."""
     torch.manual_seed(0)
-    layer = ConvConfig(layers=1, channels=4, kernel_size=1, attention=True, attention_invention="QV").build().layers[0]
+    cfg = ConvConfig(layers=1, channels=4, kernel_size=1, attention=True, attention_invention="QV")
+    layer = cfg.build(SHAPE).layers[0]
     seen = {}
     layer.attention.forward = lambda q, k, v: seen.update(q=q, k=k, v=v) or q
     x = torch.randn(2, 4, 5)  # (B, C, L)
@@ -63,15 +66,15 @@ def test_invention_splits_conv_output_in_letter_order():
 
 def test_layer_without_attention_is_residual_conv():
     torch.manual_seed(0)
-    layer = ConvConfig(layers=1, channels=4, kernel_size=3).build().layers[0]
+    layer = ConvConfig(layers=1, channels=4, kernel_size=3).build(SHAPE).layers[0]
     x = torch.randn(2, 4, 6)
     torch.testing.assert_close(layer(x), x + torch.nn.functional.gelu(layer.conv(x)))
 
 
 def test_position_embedding_adds_no_parameters_and_changes_output():
     torch.manual_seed(0)
-    plain = ConvConfig(**SMALL).build()
-    pos = ConvConfig(**SMALL, position_embedding=True).build()
+    plain = ConvConfig(**SMALL).build(SHAPE)
+    pos = ConvConfig(**SMALL, position_embedding=True).build(SHAPE)
     pos.load_state_dict(plain.state_dict())
     ids = torch.randint(0, 256, (2, 11))
     assert not torch.allclose(plain(ids), pos(ids))

@@ -4,8 +4,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from selcopy.models import MambaConfig, build_model
+from selcopy.models import MambaConfig, TaskShape, build_model, count_parameters
 from selcopy.models.scan import chunked_scan, default_chunk, sequential_scan
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 SMALL = {"name": "mamba", "layers": 2, "d_model": 8, "d_state": 4}
 
@@ -69,14 +71,14 @@ def test_default_chunk():
 @pytest.mark.parametrize(("batch", "length"), [(1, 1), (3, 5), (2, 17)])
 @pytest.mark.parametrize("scan", ["parallel", "sequential"])
 def test_shapes_and_gradients(check_model, batch, length, scan):
-    check_model(build_model({**SMALL, "scan": scan}), batch, length)
+    check_model(build_model({**SMALL, "scan": scan}, SHAPE), batch, length)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_models_with_either_scan_agree(dtype):
     torch.manual_seed(0)
-    seq = build_model({**SMALL, "scan": "sequential"}).to(dtype)
-    par = build_model({**SMALL, "scan": "parallel"}).to(dtype)
+    seq = build_model({**SMALL, "scan": "sequential"}, SHAPE).to(dtype)
+    par = build_model({**SMALL, "scan": "parallel"}, SHAPE).to(dtype)
     par.load_state_dict(seq.state_dict())
     for block in par.layers:  # force real chunking on the CPU
         block.mixer.scan = lambda *args: chunked_scan(*args, chunk=3)
@@ -91,7 +93,7 @@ def test_models_with_either_scan_agree(dtype):
 
 def test_is_causal():
     torch.manual_seed(0)
-    model = build_model(SMALL)
+    model = build_model(SMALL, SHAPE)
     ids = torch.randint(0, 256, (1, 9))
     other = ids.clone()
     other[0, 5] = (ids[0, 5] + 1) % 256
@@ -101,14 +103,26 @@ def test_is_causal():
 def test_derived_sizes_and_init():
     cfg = MambaConfig(d_model=40, expand=3, d_state=5)
     assert (cfg.d_inner, cfg.dt_rank) == (120, 3)
-    block = cfg.build().layers[0].mixer
+    block = cfg.build(SHAPE).layers[0].mixer
     torch.testing.assert_close(block.A_log[7], torch.log(torch.arange(1.0, 6.0)))
     dt = torch.nn.functional.softplus(block.dt_proj.bias)
     assert ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
 
 
+@pytest.mark.parametrize("dt_init", ["paper", "linear"])
+def test_dt_init(dt_init):
+    """paper: softplus(bias) log-uniform in [0.001, 0.1]; linear: nn.Linear's bias, within 1/sqrt(fan-in)."""
+    cfg = MambaConfig(dt_init=dt_init)
+    proj = cfg.build(SHAPE).layers[0].mixer.dt_proj
+    dt = torch.nn.functional.softplus(proj.bias)
+    paper = ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
+    linear = (proj.bias.abs() <= proj.in_features**-0.5).all()  # softplus then starts at 0.40 or more
+    assert bool(paper) == (dt_init == "paper") and bool(linear) == (dt_init == "linear")
+    assert count_parameters(cfg.build(SHAPE)) == 67_936
+
+
 def test_bfloat16_autocast_runs():
-    model = build_model(SMALL)
+    model = build_model(SMALL, SHAPE)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randint(0, 256, (2, 6)))
     assert torch.isfinite(out.float()).all()

@@ -7,19 +7,21 @@ import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
-from selcopy.models import TransformerConfig, build_model
+from selcopy.models import TaskShape, TransformerConfig, build_model
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 SMALL = {"name": "transformer", "layers": 2, "channels": 16, "heads": 2, "feedforward": 32}
 
 
 @pytest.mark.parametrize(("batch", "length"), [(1, 1), (3, 7), (2, 33)])
 def test_shapes_and_gradients(check_model, batch, length):
-    check_model(build_model(SMALL), batch, length)
+    check_model(build_model(SMALL, SHAPE), batch, length)
 
 
 def test_is_bidirectional_and_position_aware():
     torch.manual_seed(0)
-    model = build_model(SMALL).eval()
+    model = build_model(SMALL, SHAPE).eval()
     ids = torch.randint(1, 256, (1, 8))
     later = ids.clone()
     later[0, 7] = 0
@@ -32,7 +34,7 @@ def test_is_bidirectional_and_position_aware():
 def test_any_length_and_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = build_model(SMALL)
+        model = build_model(SMALL, SHAPE)
         assert model(torch.randint(0, 256, (1, 600))).shape == (1, 600, 256)
         with torch.no_grad():
             assert model.eval()(torch.randint(0, 256, (2, 5))).shape == (2, 5, 256)

@@ -71,7 +71,7 @@ def program_settings(draw):
 def test_generated_answers_equal_the_interpreter(cfg, seed):
     task, batch = _gen(cfg, count=64, seed=seed)
     texts = batch.texts()
-    for line, n_ops in zip(texts, batch.num_ops.tolist()):
+    for line, n_ops in zip(texts, batch.difficulty.tolist()):
         task.check(line)  # parses, re-runs the interpreter, checks ranges and zero weights
         assert len(parse(line)[1]) == n_ops
     # the masked input hides exactly the answer, which spans the last `hi` characters
@@ -86,7 +86,7 @@ def test_generated_answers_equal_the_interpreter(cfg, seed):
 def test_op_counts_in_range_and_end_early_only_when_empty():
     task, batch = _gen({"input_length": [1, 3], "num_operations": [2, 6]}, count=3000)
     early = 0
-    for line, k in zip(batch.texts(), batch.num_ops.tolist()):
+    for line, k in zip(batch.texts(), batch.difficulty.tolist()):
         emptied = parse(line)[2].strip() == ""
         assert k <= 6 and (k >= 2 or emptied), line
         early += emptied and k < 2

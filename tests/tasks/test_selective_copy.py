@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from selcopy.tasks import make_task
-from selcopy.tasks.selective_copy import parse, show
+from selcopy.tasks.selective_copy import parse
 
 
 def test_article_example():
@@ -22,12 +22,17 @@ def test_answers_are_letters_in_position_order(area, data, seed):
     hi = data.draw(st.integers(lo, min(area, 26)))
     task = make_task("selective-copy", {"area": area, "num_items": [lo, hi]})
     batch = task.sample_batch(50, torch.Generator().manual_seed(seed))
-    for text, k in zip(batch.texts(), batch.num_ops.tolist()):
-        task.check(show(text))
-        field, answer = parse(show(text))
+    for text, k in zip(batch.texts(), batch.difficulty.tolist()):
+        task.check(task.show(text))
+        field, answer = parse(task.show(text))
         assert len(answer.strip()) == k
     assert (batch.masked[:, area + 1 :] == 0).all()
     assert torch.equal(batch.masked[:, : area + 1], batch.text[:, : area + 1])
+
+
+def test_shown_with_dots_for_the_fields_spaces():
+    task = make_task("selective-copy", {"area": 5, "num_items": 2})
+    assert task.show("A  B :AB") == "A..B.:AB"
 
 
 def test_article_settings_width():

@@ -4,10 +4,13 @@ import pytest
 import torch
 from torch import nn
 
+from selcopy.models import MODELS, TaskShape, build_model
 from selcopy.tasks import make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
 from selcopy.train.loop import Trainer, TrainStream
+
+SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 
 
 class Tiny(nn.Module):
@@ -66,6 +69,27 @@ def test_resume_equals_uninterrupted():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_resumes_as_uninterrupted(name):
+    split = _split()
+
+    def trainer() -> Trainer:
+        torch.manual_seed(5)
+        cfg = TrainConfig(max_inputs=192, validate_every=96, batch_size=32)
+        return Trainer(build_model({"name": name}, SHAPE), split, cfg, seed=5, device=torch.device("cpu"))
+
+    whole = trainer()
+    final = whole.fit()
+    first, states = trainer(), []
+    first.on_validation = lambda t, m: states.append(copy.deepcopy(t.state_dict())) if m["inputs"] == 96 else None
+    first.fit()
+    second = trainer()
+    second.load_state_dict(states[0])
+    assert second.fit()["validation_loss"] == final["validation_loss"]
+    for a, b in zip(whole.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_both_losses_train():
     split = _split()
     for loss in ("token", "sequence"):
@@ -92,15 +116,21 @@ def test_test_set_is_evaluated_once_at_the_end():
     assert summarize(expected, "test_")["test_sample_error%"] == final["test_sample_error%"]
 
 
+def test_the_breakdown_by_difficulty_is_named_by_the_task():
+    task = make_task("selective-copy", {"area": 12, "num_items": [2, 3]})
+    split = DataSplit(task, task, train_count=300, validation_count=100, validation_seed=23)
+    final = _trainer(split).fit()
+    assert {k for k in final if k.startswith("validation_sample_error%_")} == {
+        "validation_sample_error%_letters2", "validation_sample_error%_letters3"}
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own use of torch.jit
 def test_compiled_step_trains_as_the_eager_one():
     # train.compile runs the same model and loss through torch.compile: the same numbers up to float rounding
-    from selcopy.models import build_model
-
     split, results = _split(), []
     for compile in (False, True):
         torch.manual_seed(5)
-        model = build_model({"name": "conv", "layers": 2, "channels": 16, "kernel_size": 3, "dilation": [1, 2]})
+        model = build_model({"name": "conv", "layers": 2, "channels": 16, "kernel_size": 3, "dilation": [1, 2]}, SHAPE)
         cfg = TrainConfig(max_inputs=320, validate_every=320, batch_size=32, compile=compile)
         trainer = Trainer(model, split, cfg, seed=5, device=torch.device("cpu"))
         results.append((trainer.fit(), [p.detach().clone() for p in model.parameters()]))

@@ -14,13 +14,20 @@ def test_metrics_on_a_hand_made_batch():
     masked = torch.tensor([[65, 66, 0, 0], [65, 66, 0, 0]])
     pred = torch.tensor([[65, 66, 67, 68], [65, 0, 67, 0]])  # row 2: one wrong outside, one inside the mask
     stats = new_stats("cpu") + batch_stats(_logits_for(pred), text, masked, torch.tensor([1, 2]), torch.tensor(0.5))
-    m = summarize(stats, "validation_")
+    m = summarize(stats, "validation_", "ops")
     assert m["validation_error%"] == pytest.approx(25.0)
     assert m["validation_mask_error%"] == pytest.approx(25.0)
     assert m["validation_sample_error%"] == pytest.approx(50.0)
     assert m["validation_sample_error%_ops1"] == 0.0
     assert m["validation_sample_error%_ops2"] == 100.0
     assert m["validation_loss"] == pytest.approx(0.5)
+
+
+def test_breakdown_is_named_by_the_caller_and_left_out_without_a_name():
+    text, masked = torch.tensor([[65, 66]]), torch.tensor([[65, 0]])
+    stats = batch_stats(_logits_for(text), text, masked, torch.tensor([4]), torch.tensor(1.0))
+    assert [k for k in summarize(stats, "", "letters") if "%_" in k] == ["sample_error%_letters4"]
+    assert not [k for k in summarize(stats, "") if "%_" in k]
 
 
 def test_stats_accumulate_over_batches():

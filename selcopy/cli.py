@@ -49,44 +49,14 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
         group = args.parser.add_argument_group(f"settings of task {args.task} ({config_cls.description})")
         for key, default, text in config_cls.settings():
             group.add_argument(f"--{key.replace('_', '-')}", metavar="V",
-                               help=f"{text} (default: {flag_text(default)})".replace("%", "%%"))
+                               help=f"{text} (default: {config_cls.flag_text(default)})".replace("%", "%%"))
         args.parser.print_help()
         return 0
-    task = config_cls(**task_flags(config_cls, extra)).build()
+    task = config_cls(**config_cls.from_flags(extra)).build()
     batch = unique_samples(task, args.count, torch.Generator().manual_seed(args.seed))
     texts = batch.texts() if args.raw else [task.show(t) for t in batch.texts()]
     sys.stdout.write("".join(t + "\n" for t in texts))
     return 0
-
-
-def flag_text(value: Any) -> str:
-    """A default as one types it after its flag: (2, 5) -> 2,5; {">": 1.0} -> >:1."""
-    if isinstance(value, dict):
-        return ",".join(f"{key}:{weight:g}" for key, weight in value.items())
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(item) for item in value)
-    return str(value)
-
-
-def task_flags(config_cls: Any, extra: list[str]) -> dict[str, str]:
-    """`--input-length 2,5 --stack=fifo` -> {"input_length": "2,5", "stack": "fifo"}."""
-    known = {name.replace("_", "-"): name for name in config_cls.model_fields}
-    settings: dict[str, str] = {}
-    i = 0
-    while i < len(extra):
-        flag, _, value = extra[i].partition("=")
-        if not flag.startswith("--") or flag[2:] not in known:
-            dashed = "--{}".format
-            hint = did_you_mean(flag.lstrip("-"), known, show=dashed, listed=dashed, known="options", list_always=True)
-            raise SelcopyError(f"unknown option {flag!r}{hint}")
-        if not value:
-            if i + 1 >= len(extra):
-                raise SelcopyError(f"option {flag} needs a value")
-            i += 1
-            value = extra[i]
-        settings[known[flag[2:]]] = value
-        i += 1
-    return settings
 
 
 def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
@@ -139,6 +109,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
     from selcopy.experiments.executors import run_grid
     from selcopy.experiments.runner import GridSettings, available_cores
+    from selcopy.files import writable_folder
     from selcopy.train.device import pick_device
 
     exp = load(args)
@@ -175,20 +146,6 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     return status
 
 
-def writable_folder(folder: Path, option: str) -> None:
-    """SelcopyError unless `folder` exists or can be made, and files can be written in it."""
-    import tempfile
-
-    if folder.exists() and not folder.is_dir():
-        raise SelcopyError(f"{option} {folder}: is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise SelcopyError(f"{option} {folder}: cannot write there: {error.strerror or error}") from None
-
-
 def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
     print_results(load(args), Path(args.runs), args.file, average=args.average, std=args.std, sort=args.sort,
                   include=args.include, exclude=args.exclude, as_json=args.json, unfinished=args.unfinished)
@@ -218,12 +175,8 @@ def print_results(exp: Any, root: Path, file: str, average: str | None = None, s
     if average and average not in exp.variables:
         hint = did_you_mean(average, exp.variables, show=str, known="matrix variables", list_always=True)
         raise SelcopyError(f"--average {average}: not a matrix variable of {file}{hint}")
-    group = exp.variables + ["inputs"] * unfinished  # trials average only at the same progress
-    rows = tables.aggregate(rows, group, TRIAL if average is None else average, list(std))
-    tables.mark_noise(rows)
-    columns = tables.choose_columns(rows, exp.variables, list(include), list(exclude),
-                                    TRIAL if average is None else average, partial=unfinished)
-    rows = tables.sort_rows(rows, list(sort))
+    rows, columns = tables.table(rows, exp.variables, TRIAL if average is None else average, std, include, exclude,
+                                 sort, unfinished)
     if as_json:
         print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1))
     else:
@@ -260,7 +213,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     folder = Path(args.run)
     spec = load_run(folder)
-    changes = task_flags(TASKS[spec.task["name"]], extra)
+    changes = TASKS[spec.task["name"]].from_flags(extra)
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
+
+from selcopy.errors import SelcopyError
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -33,3 +36,15 @@ def first_free(path: Path, infix: str) -> Path:
     while (target := path.with_name(f"{path.name}{infix}{n}")).exists():
         n += 1
     return target
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """SelcopyError unless `folder` exists or can be made, and files can be written in it."""
+    if folder.exists() and not folder.is_dir():
+        raise SelcopyError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SelcopyError(f"{option} {folder}: cannot write there: {error.strerror or error}") from None

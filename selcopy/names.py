@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from selcopy.errors import ConfigError
+
 TRIAL = "trial"  # the reserved matrix variable: repeats a run with another seed; tables average it
+TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
+
+
+def check_trial(trial: Any, key: str, where: str) -> None:
+    """Trials are small non-negative integers, so that a run's seed stays unambiguous."""
+    if isinstance(trial, bool) or not isinstance(trial, int) or not 0 <= trial < TRIAL_STRIDE:
+        limit = TRIAL_STRIDE - 1
+        raise ConfigError(f"{where}: {key}: trials must be integers from 0 to {limit}, got {trial!r}")
 
 
 def value_text(value: Any) -> str:

@@ -34,6 +34,38 @@ class EntryConfig(BaseModel):
         """(setting, default, description) in declaration order, for `selcopy ls` and `--help`."""
         return [(key, field.default, field.description or "") for key, field in cls.model_fields.items()]
 
+    @staticmethod
+    def flag_text(value: Any) -> str:
+        """A default as one types it after its flag: (2, 5) -> 2,5; {">": 1.0} -> >:1."""
+        if isinstance(value, dict):
+            return ",".join(f"{key}:{weight:g}" for key, weight in value.items())
+        if isinstance(value, (tuple, list)):
+            return ",".join(str(item) for item in value)
+        return str(value)
+
+    @classmethod
+    def from_flags(cls, argv: list[str]) -> dict[str, str]:
+        """The settings given as command-line flags, as text for the config to validate:
+        `--input-length 2,5 --stack=fifo` -> {"input_length": "2,5", "stack": "fifo"}."""
+        known = {name.replace("_", "-"): name for name in cls.model_fields}
+        settings: dict[str, str] = {}
+        i = 0
+        while i < len(argv):
+            flag, _, value = argv[i].partition("=")
+            if not flag.startswith("--") or flag[2:] not in known:
+                dashed = "--{}".format
+                hint = did_you_mean(flag.lstrip("-"), known, show=dashed, listed=dashed, known="options",
+                                    list_always=True)
+                raise SelcopyError(f"unknown option {flag!r}{hint}")
+            if not value:
+                if i + 1 >= len(argv):
+                    raise SelcopyError(f"option {flag} needs a value")
+                i += 1
+                value = argv[i]
+            settings[known[flag[2:]]] = value
+            i += 1
+        return settings
+
 
 class Registry(Generic[T]):
     """A read-only table of named entries; unknown names get the closest match.

@@ -114,3 +114,25 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "selcopy", "sample", "program", "--count", "2"],
                          capture_output=True, text=True, check=True).stdout
     assert len(out.splitlines()) == 2
+
+
+NO_TORCH = """
+import sys
+from selcopy.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["show", "{bad}"], ["show", "{missing}"],
+                                  ["frobnicate"], ["show", "{bad}", "--where", "${{l}} >"]])
+def test_help_and_errors_in_a_file_s_shape_do_not_import_torch(tmp_path, argv):
+    """Importing torch takes seconds: help, usage errors and a malformed file are answered without it."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nmatrix: {l: [1, 2]}\nmodle: {layers: ${l}}\n")
+    argv = [a.format(bad=bad, missing=tmp_path / "missing.yml") for a in argv]
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, *argv], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "False", out.stderr

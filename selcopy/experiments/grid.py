@@ -25,14 +25,16 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from selcopy.errors import ConfigError, SelcopyError, did_you_mean
 from selcopy.experiments.expr import PLACEHOLDER, evaluate
-from selcopy.experiments.spec import RunSpec, check_trial
-from selcopy.names import TRIAL, value_text
+from selcopy.names import TRIAL, check_trial, value_text
+
+if TYPE_CHECKING:  # torch comes with the runs: errors in the file's shape are reported without it
+    from selcopy.experiments.spec import RunSpec
 
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
@@ -215,20 +217,20 @@ def combinations(matrix: dict[str, list[Any]], expression: str | None, where: st
     kept = []
     for combo in itertools.product(*matrix.values()):
         values = dict(zip(matrix, combo))
-        if expression is None or keep(expression, values, where):
+        if expression is None or holds(expression, values, f"{where}: matrix.{FILTER}"):
             kept.append(values)
     if not kept:
         raise ConfigError(f"{where}: matrix.{FILTER}: drops every combination, no run is left")
     return kept
 
 
-def keep(expression: str, values: dict[str, Any], where: str) -> bool:
-    result = evaluate(expression, values, f"{where}: matrix.{FILTER}")
-    if isinstance(result, bool):
-        return result
-    if isinstance(result, int):  # `len(...)`, `${x} % 2`: zero drops the combination
-        return result != 0
-    raise ConfigError(f"{where}: matrix.{FILTER}: expected true or false, got {result!r}")
+def holds(expression: str, values: dict[str, Any], where: str) -> bool:
+    """Whether `expression` (the sandboxed language) is true for the matrix `values`; a number
+    counts as true unless it is 0 (`len(...)`, `${x} % 2`); anything else is a ConfigError."""
+    result = evaluate(expression, values, where)
+    if isinstance(result, (bool, int)):
+        return bool(result)
+    raise ConfigError(f"{where}: expected true or false, got {result!r}")
 
 
 def make_run(doc: dict[str, Any], name: str, values: dict[str, Any], has_matrix: bool, where: str) -> RunSpec:
@@ -239,6 +241,8 @@ def make_run(doc: dict[str, Any], name: str, values: dict[str, Any], has_matrix:
         if len(part.encode()) > NAME_MAX:
             raise ConfigError(f"{here}: folder name {part[:40]!r}... has {len(part.encode())} bytes, more than "
                               f"a run folder's name can hold ({NAME_MAX}); shorten the name or the matrix's values")
+    from selcopy.experiments.spec import RunSpec
+
     sections = {key: substitute(doc.get(key), values, key, here) for key in ("task", "model", "train")}
     return RunSpec.resolve(f"{prefix}/{slug}", prefix, values, sections, here)
 
@@ -301,14 +305,7 @@ def select_runs(experiment: Experiment, expression: str | None) -> Experiment:
     if not expression:
         return experiment
     where = f"--where {expression!r}"
-    runs = [r for r in experiment.runs if _holds(expression, r.variables, where)]
+    runs = [r for r in experiment.runs if holds(expression, r.variables, where)]
     if not runs:
         raise ConfigError(f"{experiment.path}: {where} selects none of its {len(experiment.runs)} runs")
     return dataclasses.replace(experiment, runs=runs)
-
-
-def _holds(expression: str, values: dict[str, Any], where: str) -> bool:
-    result = evaluate(expression, values, where)
-    if not isinstance(result, (bool, int)):
-        raise ConfigError(f"{where}: expected true or false, got {result!r}")
-    return bool(result)

@@ -19,7 +19,7 @@ from torch import nn
 
 from selcopy.errors import ConfigError, SelcopyError, did_you_mean, explain
 from selcopy.models.base import TaskShape
-from selcopy.names import TRIAL
+from selcopy.names import TRIAL, TRIAL_STRIDE, check_trial
 from selcopy.tasks import TASKS, make_task
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
@@ -31,7 +31,6 @@ DEFAULT_TASK = "program"
 DEFAULT_MODEL = "conv"
 VALIDATION = "validation_"  # prefix of a task setting that applies to the validation set only
 TEST = "test_"  # prefix of a task setting of the test set (evaluated once, at the end), e.g. longer programs
-TRIAL_STRIDE = 1_000_000  # seed = train.seed * TRIAL_STRIDE + trial; trials are 0 .. TRIAL_STRIDE - 1
 CONFIG_KEYS = ("name", "variables", "task", "model", "train")
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 
@@ -186,13 +185,6 @@ class RunSpec:
             raise ConfigError(f"{where}: variables: expected a mapping, got {variables!r}")
         experiment = name.rsplit("/", 1)[0]
         return cls.resolve(name, experiment, variables, data, f"{where}: run {name}")
-
-
-def check_trial(trial: Any, key: str, where: str) -> None:
-    """Trials are small non-negative integers, so that `seed` stays unambiguous."""
-    if isinstance(trial, bool) or not isinstance(trial, int) or not 0 <= trial < TRIAL_STRIDE:
-        limit = TRIAL_STRIDE - 1
-        raise ConfigError(f"{where}: {key}: trials must be integers from 0 to {limit}, got {trial!r}")
 
 
 def resolve_task(raw: Any, where: str) -> dict[str, Any]:

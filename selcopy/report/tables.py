@@ -29,6 +29,18 @@ METRICS = {  # stored metric -> column title, as the article prints them
 }
 
 
+def table(rows: list[dict[str, Any]], variables: list[str], average: str, std: Iterable[str] = (),
+          include: Iterable[str] = (), exclude: Iterable[str] = (), sort: Iterable[str] = (),
+          partial: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """The table of collected `rows`: averaged over `average` (with the spread, and `std` of
+    those columns), noise marked, columns chosen, sorted; (rows, columns). `partial`: rows of
+    unfinished runs, which average only at the same progress (`inputs`)."""
+    rows = aggregate(rows, variables + ["inputs"] * partial, average, list(std))
+    mark_noise(rows)
+    columns = choose_columns(rows, variables, list(include), list(exclude), average, partial=partial)
+    return sort_rows(rows, list(sort)), columns
+
+
 def collect(
     runs: Iterable[tuple[dict[str, Any], dict[str, Any] | None]],
     latest: Iterable[dict[str, Any] | None] | None = None,

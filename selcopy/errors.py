@@ -45,16 +45,20 @@ def did_you_mean(
     return hint
 
 
-def explain(error: ValidationError, where: str = "") -> str:
-    """One line from a pydantic error: `where: key.path: message (got value)`."""
+def explain(error: ValidationError, where: str = "", known: Iterable[str] = ()) -> str:
+    """One line from a pydantic error: `where: key.path: message (got value)`; an unknown key
+    (pydantic's `extra="forbid"`) gets the closest of the `known` keys as a hint."""
+    known = list(known)
     parts = []
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"])
         msg = item["msg"].removeprefix("Value error, ")
         got = item.get("input")
         text = f"{loc}: {msg}" if loc else msg
-        if item["type"] in ("extra_forbidden", "missing"):
-            text = f"{loc}: {'unknown setting' if item['type'] == 'extra_forbidden' else 'missing'}"
+        if item["type"] == "extra_forbidden":
+            text = f"{loc}: unknown setting{did_you_mean(item['loc'][-1], known) if known else ''}"
+        elif item["type"] == "missing":
+            text = f"{loc}: missing"
         elif got is not None and not isinstance(got, dict) and "got " not in msg:  # say the value once
             text += f" (got {got!r})"
         parts.append(text)

@@ -51,6 +51,18 @@ SPLIT_KEYS = tuple(SplitSettings.model_fields)
 TEST_SPLIT_KEYS = ("test_count", "test_seed")
 
 
+class StoredRun(BaseModel):
+    """The keys of a run's stored `config.yaml`; the sections are resolved by `RunSpec.resolve`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Any = None
+    variables: Any = None
+    task: Any = None
+    model: Any = None
+    train: Any = None
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One fully resolved run: `name` is `<experiment>/<slug>`, `variables` its matrix values."""
@@ -177,7 +189,7 @@ class RunSpec:
         """Load (and validate again) what `config_dict` wrote."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CONFIG_KEYS)}")
-        check_keys(data, CONFIG_KEYS, "", where)
+        validated(lambda: StoredRun.model_validate(data), "", where, known=CONFIG_KEYS)
         name, variables = data.get("name"), data.get("variables") or {}
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: name: expected the run's name, got {name!r}")
@@ -200,23 +212,17 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
     except SelcopyError as error:
         raise ConfigError(f"{where}: task.name: {error}") from None
     fields = list(config_cls.model_fields)
-    for prefix in (VALIDATION, TEST):
-        check_prefixed_keys(settings, prefix, fields, name, where)
-    prefixed = [prefix + f for prefix in (VALIDATION, TEST) for f in fields]
-    check_keys(settings, ["name", *fields, *SPLIT_KEYS, *prefixed], "task", where)
-    base = {key: value for key, value in settings.items() if key in fields}
-    split_settings = {key: value for key, value in settings.items() if key in SPLIT_KEYS}
+    base, split_settings, overrides = parse_task_section(settings, fields, name, where)
+    known = ["name", *fields, *SPLIT_KEYS, *(prefix + f for prefix in (VALIDATION, TEST) for f in fields)]
     split = validated(lambda: SplitSettings.model_validate(split_settings, strict=True), "task", where)
-    train_config = validated(lambda: config_cls.model_validate(base, strict=True), "task", where)
+    train_config = validated(lambda: config_cls.model_validate(base, strict=True), "task", where, known=known)
     resolved = {"name": name, **train_config.model_dump(mode="json"), **split.model_dump(mode="json")}
-    for prefix in (VALIDATION, TEST):
-        overrides = {key[len(prefix):]: value for key, value in settings.items()
-                     if key.startswith(prefix) and key not in SPLIT_KEYS}
-        rename = {key: prefix + key for key in overrides}
-        config = validated(lambda: config_cls.model_validate({**base, **overrides}, strict=True),  # noqa: B023
+    for prefix, given in overrides.items():
+        rename = {key: prefix + key for key in given}
+        config = validated(lambda: config_cls.model_validate({**base, **given}, strict=True),  # noqa: B023
                            "task", where, rename)
         values = config.model_dump(mode="json")
-        resolved.update({prefix + key: values[key] for key in overrides})
+        resolved.update({prefix + key: values[key] for key in given})
     if not any(key.startswith(TEST) and key not in SPLIT_KEYS for key in resolved):
         given = [key for key in TEST_SPLIT_KEYS if key in settings]
         if given:
@@ -229,23 +235,24 @@ def resolve_task(raw: Any, where: str) -> dict[str, Any]:
 
 def resolve_model(raw: Any, where: str) -> dict[str, Any]:
     """{"name", every setting of that architecture} through `selcopy.models.model_config`."""
-    from selcopy.models import model_config
+    from selcopy.models import MODELS, model_config
 
     settings = section_mapping(raw, "model", where)
     name = section_name(settings, "model", DEFAULT_MODEL, where)
     try:
-        defaults = model_config({"name": name})
+        fields = list(MODELS[name].model_fields)
     except SelcopyError as error:
         raise ConfigError(f"{where}: model.name: {error}") from None
-    check_keys(settings, ["name", *type(defaults).model_fields], "model", where)
-    config = validated(lambda: model_config({**settings, "name": name}, strict=True), "model", where)
+    config = validated(lambda: model_config({**settings, "name": name}, strict=True), "model", where,
+                       known=["name", *fields])
     return {"name": name, **config.model_dump(mode="json")}
 
 
 def resolve_train(raw: Any, where: str) -> dict[str, Any]:
     settings = section_mapping(raw, "train", where)
-    check_keys(settings, list(TrainConfig.model_fields), "train", where)
-    return validated(lambda: TrainConfig.model_validate(settings, strict=True), "train", where).model_dump(mode="json")
+    config = validated(lambda: TrainConfig.model_validate(settings, strict=True), "train", where,
+                       known=TrainConfig.model_fields)
+    return config.model_dump(mode="json")
 
 
 def section_mapping(raw: Any, section: str, where: str) -> dict[str, Any]:
@@ -263,33 +270,42 @@ def section_name(settings: dict[str, Any], section: str, default: str, where: st
     return name
 
 
-def check_keys(settings: dict[Any, Any], known: Iterable[str], section: str, where: str) -> None:
-    """Every key must be known; an unknown one gets the closest known key as a hint."""
-    known = list(known)
-    for key in settings:
-        if key not in known:
-            hint = did_you_mean(key, known)
-            raise ConfigError(f"{where}: {section + '.' if section else ''}{key}: unknown setting{hint}")
-
-
-def check_prefixed_keys(settings: dict[Any, Any], prefix: str, fields: list[str], task: str, where: str) -> None:
-    """`validation_<field>` and `test_<field>` must name a field of the task: `test_foo` is no override."""
-    for key in settings:
-        if isinstance(key, str) and key.startswith(prefix) and key not in SPLIT_KEYS:
+def parse_task_section(
+    settings: dict[Any, Any], fields: list[str], task: str, where: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """The task section read once: (the task's own settings, the split settings, the overrides
+    per prefix: {"validation_": {field: value}, "test_": {...}}). A prefixed key must name a
+    setting of the task (`test_foo` is no override); any other unknown key stays with the
+    task's settings, whose config refuses it (`extra="forbid"`)."""
+    base: dict[str, Any] = {}
+    split: dict[str, Any] = {}
+    overrides: dict[str, dict[str, Any]] = {VALIDATION: {}, TEST: {}}
+    for key, value in settings.items():
+        prefix = next((p for p in overrides if isinstance(key, str) and key.startswith(p)), None)
+        if key == "name":
+            continue
+        if key in SPLIT_KEYS:
+            split[key] = value
+        elif prefix is None:
+            base[key] = value
+        elif key[len(prefix):] in fields:
+            overrides[prefix][key[len(prefix):]] = value
+        else:
             field = key[len(prefix):]
-            if field not in fields:
-                hint = did_you_mean(field, fields, show=f"'{prefix}{{}}'".format, known="task settings")
-                raise ConfigError(
-                    f"{where}: task.{key}: unknown setting: '{field}' is not a setting of task '{task}'{hint}"
-                )
+            hint = did_you_mean(field, fields, show=f"'{prefix}{{}}'".format, known="task settings")
+            raise ConfigError(f"{where}: task.{key}: unknown setting: '{field}' is not a setting of task "
+                              f"'{task}'{hint}")
+    return base, split, overrides
 
 
-def validated(build: Callable[[], T], section: str, where: str, rename: dict[str, str] | None = None) -> T:
-    """Run `build`; a pydantic error becomes one ConfigError line with `section.key` locations."""
+def validated(build: Callable[[], T], section: str, where: str, rename: dict[str, str] | None = None,
+              known: Iterable[str] = ()) -> T:
+    """Run `build`; a pydantic error becomes one ConfigError line with `section.key` locations,
+    an unknown key with the closest of the `known` ones as a hint."""
     try:
         return build()
     except ValidationError as error:
-        raise ConfigError(explain(in_section(error, section, rename or {}), where)) from None
+        raise ConfigError(explain(in_section(error, section, rename or {}), where, known)) from None
     except ConfigError:
         raise
     except (SelcopyError, ValueError, TypeError) as error:
@@ -308,6 +324,7 @@ def in_section(error: ValidationError, section: str, rename: dict[str, str]) -> 
         if loc and loc[0] in rename:
             loc = (rename[loc[0]], *loc[1:])
         where = (section,) if loc or not rename else (f"{section} (with {', '.join(rename.values())})",)
+        where = where if section else ()
         detail = {"type": item["type"], "loc": (*where, *loc), "input": item.get("input")}
         if "ctx" in item:
             detail["ctx"] = item["ctx"]

@@ -111,6 +111,8 @@ def test_where_selects_runs(capsys):
         ("${l} == 7", "selects none of its 4 runs"),
         ("${layers} == 5", "undefined variable ${layers}"),
         ("__import__('os').getcwd()", "not allowed"),
+        ("[[[0]*10000]*10000]*10000 == [[[0]*10000]*10000]*10000", "more than 10000 items"),
+        ("[1][::0]", "slice step cannot be zero"),
     ],
 )
 def test_bad_where_exits_2(capsys, tmp_path, command, where, message):

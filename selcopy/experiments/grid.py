@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from selcopy.errors import ConfigError, did_you_mean
-from selcopy.experiments.expr import PLACEHOLDER, evaluate
+from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate
 from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
 
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
@@ -195,18 +195,18 @@ def defined(text: str, matrix: dict[str, list[Any]], key: str, where: str) -> li
 
 def combinations(matrix: dict[str, list[Any]], expression: str | None, where: str) -> list[dict[str, Any]]:
     """The matrix's cartesian product (first variable outermost) that the filter keeps."""
-    kept = []
+    kept, budget = [], Budget()  # one budget for the filter over the whole matrix
     for combo in itertools.product(*matrix.values()):
         values = dict(zip(matrix, combo))
-        if expression is None or keep(expression, values, where):
+        if expression is None or keep(expression, values, where, budget):
             kept.append(values)
     if not kept:
         raise ConfigError(f"{where}: matrix.{FILTER}: drops every combination, no run is left")
     return kept
 
 
-def keep(expression: str, values: dict[str, Any], where: str) -> bool:
-    result = evaluate(expression, values, f"{where}: matrix.{FILTER}")
+def keep(expression: str, values: dict[str, Any], where: str, budget: Budget | None = None) -> bool:
+    result = evaluate(expression, values, f"{where}: matrix.{FILTER}", budget)
     if isinstance(result, bool):
         return result
     if isinstance(result, int):  # `len(...)`, `${x} % 2`: zero drops the combination
@@ -293,15 +293,15 @@ def select_runs(experiment: Experiment, expression: str | None) -> Experiment:
     """
     if not expression:
         return experiment
-    where = f"--where {expression!r}"
-    runs = [r for r in experiment.runs if _holds(expression, r.variables, where)]
+    where, budget = f"--where {expression!r}", Budget()
+    runs = [r for r in experiment.runs if _holds(expression, r.variables, where, budget)]
     if not runs:
         raise ConfigError(f"{experiment.path}: {where} selects none of its {len(experiment.runs)} runs")
     return dataclasses.replace(experiment, runs=runs)
 
 
-def _holds(expression: str, values: dict[str, Any], where: str) -> bool:
-    result = evaluate(expression, values, where)
+def _holds(expression: str, values: dict[str, Any], where: str, budget: Budget) -> bool:
+    result = evaluate(expression, values, where, budget)
     if not isinstance(result, (bool, int)):
         raise ConfigError(f"{where}: expected true or false, got {result!r}")
     return bool(result)

@@ -242,9 +242,8 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    import yaml
-
     from selcopy.experiments import RunSpec
+    from selcopy.experiments.yamlfile import BoundedLoader, Unreadable, load_file
     from selcopy.tasks import TASKS, make_task
     from selcopy.tasks.split import unique_samples
     from selcopy.train import checkpoint
@@ -257,9 +256,9 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if not config_path.is_file():
         raise SelcopyError(f"{folder}: not a run folder (no config.yaml)")
     try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise SelcopyError(f"{config_path}: cannot be read: {str(error).splitlines()[0]}") from None
+        data = load_file(config_path, BoundedLoader)
+    except Unreadable as error:
+        raise SelcopyError(f"{config_path}: cannot be read: {error}") from None
     spec = RunSpec.from_config_dict(data, str(config_path))
     path = folder / "checkpoints" / f"{args.checkpoint}.pt"
     if not path.is_file():

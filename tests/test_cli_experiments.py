@@ -662,3 +662,14 @@ def test_eval_refuses_what_does_not_fit(tiny_runs, capsys, tmp_path):
     config.write_bytes(b"\xff\xfe name: x")
     assert main(["eval", str(folder), "--device", "cpu"]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_eval_reads_a_config_within_the_bounds(capsys, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    assert main(["eval", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be read: line 5: aliases expand to more than" in err

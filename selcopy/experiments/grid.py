@@ -32,6 +32,7 @@ import yaml
 from selcopy.errors import ConfigError, did_you_mean
 from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate
 from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
+from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file, refuse_types
 
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
@@ -70,13 +71,15 @@ def load_experiment(path: str | Path) -> Experiment:
     return Experiment(name=name, path=path, variables=list(matrix), runs=runs)
 
 
-class DuplicateKey(yaml.YAMLError):
+class DuplicateKey(Refused):
     pass
 
 
-class StrictLoader(yaml.SafeLoader):
+@refuse_types
+class StrictLoader(Bounded, yaml.SafeLoader):
     """yaml.safe_load, except that a key given twice in one mapping is an error, not last-wins,
-    and that `5e-4` is a number (YAML 1.2) rather than the string YAML 1.1 makes of it."""
+    that `5e-4` is a number (YAML 1.2) rather than the string YAML 1.1 makes of it, and that
+    the bounds of `yamlfile` hold (alias bombs, deep nesting, sets and dates are refused)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -98,20 +101,9 @@ StrictLoader.add_implicit_resolver(  # floats with an exponent but no dot, e.g. 
 
 def read_yaml(path: Path, where: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ConfigError(f"{where}: cannot read the file: {reason}") from None
-    try:
-        doc = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
-    except DuplicateKey as error:
+        doc = load_file(path, StrictLoader)
+    except Unreadable as error:
         raise ConfigError(f"{where}: {error}") from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where}: YAML syntax error{line}: {error.problem or error.context}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{where}: YAML syntax error: {error}") from None
     if doc is None:
         raise ConfigError(f"{where}: the file is empty")
     if not isinstance(doc, dict):

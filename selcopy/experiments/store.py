@@ -21,9 +21,8 @@ from typing import Any
 import yaml
 
 from selcopy.errors import SelcopyError
+from selcopy.experiments.yamlfile import BoundedLoader, Unreadable, load_file
 from selcopy.train.checkpoint import atomic_write, first_free
-
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it: many times faster
 
 
 class RunBusy(SelcopyError):
@@ -45,9 +44,9 @@ class RunStore:
         if not self.config_path.exists():
             return None
         try:
-            return yaml.load(self.config_path.read_text(), Loader=SAFE_LOADER)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise SelcopyError(f"{self.config_path}: cannot be read: {str(error).splitlines()[0]}") from None
+            return load_file(self.config_path, BoundedLoader)
+        except Unreadable as error:
+            raise SelcopyError(f"{self.config_path}: cannot be read: {error}") from None
 
     def other_settings(self, config: dict[str, Any]) -> str | None:
         """Why the folder is not that of the run `config` (its `config_dict`) describes, or None:

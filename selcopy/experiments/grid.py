@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
 FILTER = "$filter"
+MAX_COMBINATIONS = 10_000  # a grid's cartesian product, before the filter: more is a typo, not a plan
 NAME_MAX = 240  # bytes in a run folder's name: 255 in a file name, less room for a backup's `.prev-N`
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=-]")
@@ -187,6 +189,11 @@ def defined(text: str, matrix: dict[str, list[Any]], key: str, where: str) -> li
 
 def combinations(matrix: dict[str, list[Any]], expression: str | None, where: str) -> list[dict[str, Any]]:
     """The matrix's cartesian product (first variable outermost) that the filter keeps."""
+    count = math.prod(len(values) for values in matrix.values())
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(str(len(values)) for values in matrix.values())
+        raise ConfigError(f"{where}: matrix: {sizes} = {count:,} combinations, more than a grid may have "
+                          f"({MAX_COMBINATIONS:,}); split the file or give fewer values")
     kept, budget = [], Budget()  # one budget for the filter over the whole matrix
     for combo in itertools.product(*matrix.values()):
         values = dict(zip(matrix, combo))

@@ -119,6 +119,15 @@ def test_filter_that_drops_everything(here):
     assert message == "exp.yml: matrix.$filter: drops every combination, no run is left"
 
 
+def test_a_matrix_too_large_to_expand_is_refused_at_once(here):
+    variables = "".join(f"  {v}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n" for v in "abcdefghij")
+    started = time.perf_counter()
+    message = error("matrix:\n" + variables + 'name: "m${a}${b}${c}${d}${e}${f}${g}${h}${i}${j}"\n')
+    assert message == ("exp.yml: matrix: 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 = 10,000,000,000 "
+                       "combinations, more than a grid may have (10,000); split the file or give fewer values")
+    assert time.perf_counter() - started < 2
+
+
 def test_without_matrix_one_run(models):
     experiment = load_experiment(FILES / "single.yml")
     assert experiment.name == "single" and experiment.variables == []

@@ -356,12 +356,17 @@ def test_a_run_another_process_works_on_is_refused(capsys, tmp_path):
     assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
 
 
-def test_where_no_lock_can_be_taken_the_run_goes_on_without(capsys, tmp_path):
+def test_a_run_whose_lock_cannot_be_taken_is_not_trained(capsys, tmp_path):
     runs = tmp_path / "runs"
-    (runs / "tiny" / ".trial-1.lock").mkdir(parents=True)  # no lock file can be opened there
+    lock = runs / "tiny" / ".trial-1.lock"
+    lock.mkdir(parents=True)  # no lock file can be opened there
     status, _, err = run(capsys, str(TINY), "--runs", str(runs))
-    assert status == 0, err
-    assert json.loads((runs / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+    assert status == 1, err
+    failed = [line for line in err.splitlines() if "tiny/trial-1: failed" in line]
+    assert failed == [f"[1/2] tiny/trial-1: failed: {lock}: cannot open the run's lock: Is a directory; "
+                      "the run is not trained without it"]
+    assert not (runs / "tiny" / "trial-1").exists()  # nothing trained or written
+    assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
 
 
 def test_trials_differ_but_share_the_validation_set(tiny_runs):

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from selcopy.train.checkpoint import atomic_write, first_free
 
 
 class RunBusy(SelcopyError):
-    """Another process holds the run's lock."""
+    """Another process holds the run's lock, or the lock cannot be taken: the run must not train."""
 
 
 class RunStore:
@@ -121,26 +123,32 @@ class RunStore:
     def lock(self) -> Iterator[None]:
         """Hold `.<slug>.lock` beside the folder while working on the run: a second process
         (another command, a job left running) gets RunBusy instead of writing the same folder.
-        The lock ends with the process, even killed. Where there is no lock to take (not POSIX,
-        a file system without locks, no lock file can be made) the run goes on without one."""
+        The lock ends with the process, even killed. A lock that cannot be taken (no lock file
+        can be made, a file system without locks) is RunBusy too: two commands could otherwise
+        train the run at once. Only where there are no locks at all (not POSIX) the run goes
+        on without one, which is said once."""
         try:
             import fcntl
-
-            path = self.folder.with_name(f".{self.folder.name}.lock")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a")
-        except (ImportError, OSError):
+        except ImportError:
+            _no_locks_here()
             yield
             return
+        path = self.folder.with_name(f".{self.folder.name}.lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")
+        except OSError as error:
+            raise RunBusy(f"{path}: cannot open the run's lock: {error.strerror or error}; "
+                          "the run is not trained without it") from None
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunBusy(f"{self.folder}: another selcopy process is working on this run "
                               f"(it holds {path}); wait for it or stop it") from None
-            except OSError:  # e.g. ENOLCK on a network file system without a lock service
-                yield
-                return
+            except OSError as error:  # e.g. ENOLCK on a network file system without a lock service
+                raise RunBusy(f"{path}: cannot lock the run: {error.strerror or error}; "
+                              "the run is not trained without its lock") from None
             yield
 
     def backup(self) -> Path:
@@ -148,6 +156,13 @@ class RunStore:
         target = first_free(self.folder, ".prev-")
         os.replace(self.folder, target)
         return target
+
+
+@functools.cache
+def _no_locks_here() -> None:
+    """Say once per process that runs are not locked on this platform."""
+    print("selcopy: no file locks on this platform: nothing stops two commands from training the same run",
+          file=sys.stderr, flush=True)
 
 
 def check_stored(runs: list[Any], root: Path, file: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from selcopy.errors import SelcopyError
-from selcopy.experiments.store import RunStore
+from selcopy.experiments import store as store_module
+from selcopy.experiments.store import RunBusy, RunStore
 
 
 @pytest.fixture
@@ -49,3 +51,55 @@ def test_a_stored_config_as_written_is_read_back(store):
     config = {"name": "exp/run", "task": {"name": "program", "count": 5e-4}, "model": {"attention": [0, True]}}
     store.write_config(config)
     assert store.stored_config() == config
+
+
+# --- lock ----------------------------------------------------------------------------------
+
+
+def test_the_lock_is_exclusive(store):
+    with store.lock():
+        with pytest.raises(RunBusy, match="another selcopy process is working on this run"):
+            with store.lock():
+                pass
+    with store.lock():  # released
+        pass
+
+
+def test_a_lock_file_that_cannot_be_opened_refuses_the_run(store):
+    lock = store.folder.with_name(".run.lock")
+    lock.mkdir()
+    with pytest.raises(RunBusy) as info:
+        with store.lock():
+            pytest.fail("the run went on without its lock")
+    assert str(info.value) == f"{lock}: cannot open the run's lock: Is a directory; the run is not trained without it"
+
+
+def test_a_file_system_that_cannot_lock_refuses_the_run(store, monkeypatch):
+    import errno
+    import fcntl
+
+    def flock(handle, how):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(RunBusy, match=r"\.run\.lock: cannot lock the run: No locks available; the run is not"):
+        with store.lock():
+            pytest.fail("the run went on without its lock")
+
+
+def test_without_fcntl_the_run_goes_on_and_says_so_once(store, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fcntl(name, *args, **kwargs):
+        if name == "fcntl":
+            raise ImportError("no fcntl here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_fcntl)
+    store_module._no_locks_here.cache_clear()
+    for _ in range(2):
+        with store.lock():
+            pass
+    assert capsys.readouterr().err.count("no file locks on this platform") == 1

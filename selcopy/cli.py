@@ -264,7 +264,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     if not path.is_file():
         raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
     try:
-        state = checkpoint.load(path)
+        state = checkpoint.load_state(path)
     except (checkpoint.CorruptCheckpoint, OSError) as error:
         raise SelcopyError(str(error)) from None
     device = pick_device(args.device)

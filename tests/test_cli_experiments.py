@@ -678,3 +678,41 @@ def test_eval_reads_a_config_within_the_bounds(capsys, tmp_path):
     assert main(["eval", str(folder), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be read: line 5: aliases expand to more than" in err
+
+
+def test_a_checkpoint_that_is_no_training_state(tiny_runs, capsys):
+    """Checksum-valid but without the fields of a training state: eval says so in one line, and
+    a resumed run falls back to the previous checkpoint instead of failing on every rerun."""
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    latest = folder / "checkpoints" / "latest.pt"
+    state = checkpoint.load(latest)
+    del state["model"]
+    checkpoint.save(latest, state)
+    assert main(["eval", str(folder), "--checkpoint", "latest", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == f"selcopy: error: {latest}: not a training state: no 'model'\n"
+
+    (folder / "result.json").unlink()
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing", "--where", "${trial} == 1")
+    assert status == 0, err
+    assert f"skipping checkpoint: {latest}: not a training state: no 'model'" in err
+    assert "resuming at 640 inputs" in err
+    assert [json.loads(line)["inputs"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [640, 1280]
+
+
+def test_a_damaged_metrics_log_keeps_its_later_rows(tiny_runs, capsys, tmp_path):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    log = folder / "metrics.jsonl"
+    first, second = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(first + b"garbage\n[1]\n\xff\xfe\n" + second)
+    assert main(["plot", str(TINY), "--runs", str(runs), "--out", str(tmp_path / "p.png")]) == 0
+    err = capsys.readouterr().err
+    assert err == f"selcopy: warning: {log}: lines 2, 3, 4 not a metrics row (damaged?), left out; 2 good rows kept\n"
+
+    (folder / "result.json").unlink()
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing", "--where", "${trial} == 1")
+    assert status == 0, err
+    assert "resuming at 1,280 inputs" in err and "the log as it was is kept as metrics.jsonl.bad-1" in err
+    assert log.read_bytes() == first + second
+    assert json.loads((folder / "result.json").read_text())["metrics"]["inputs"] == 1280

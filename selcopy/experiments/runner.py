@@ -234,7 +234,7 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = _
         log(f"{prefix}: resuming at {trainer.inputs:,} inputs")
     elif not bar:
         log(f"{prefix}: started")
-    store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
+    store.truncate_metrics(trainer.inputs, warn=lambda m: log(f"{prefix}: {m}"))  # logged after the checkpoint: redone
     recorder = Recorder(store, trainer, None if bar else lambda m: log(f"{prefix}: {m}"))
     trainer.on_validation = recorder.validated
     if bar:

@@ -15,8 +15,9 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,27 @@ from selcopy.errors import SelcopyError
 from selcopy.experiments.yamlfile import BoundedLoader, Unreadable, load_file
 from selcopy.train.checkpoint import atomic_write, first_free
 
+Warn = Callable[[str], None]
+
 
 class RunBusy(SelcopyError):
     """Another process holds the run's lock, or the lock cannot be taken: the run must not train."""
+
+
+def _warn(message: str) -> None:
+    print(f"selcopy: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _metrics_row(line: bytes) -> dict[str, Any] | None:
+    """The metrics row on one line of the log, None if it is not one."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested without end
+        return None
+    inputs = row.get("inputs") if isinstance(row, dict) else None
+    if isinstance(inputs, bool) or not isinstance(inputs, (int, float)):
+        return None
+    return row
 
 
 class RunStore:
@@ -95,17 +114,36 @@ class RunStore:
         result = self.result()
         return bool(result) and result.get("status") == "finished"
 
-    def metrics(self) -> list[dict[str, Any]]:
-        """Every complete line of the log (a line cut by a kill is ignored)."""
-        if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                break
+    def metrics(self, warn: Warn | None = None) -> list[dict[str, Any]]:
+        """Every good line of the log: a JSON object with a number `inputs`. A last line cut by a
+        kill (no newline after it) is left out silently; any other bad line is left out and
+        said in one line through `warn` (default: on stderr), the later lines kept."""
+        rows, damaged = self._read_metrics()
+        if damaged:
+            (warn or _warn)(self._left_out(rows, damaged))
         return rows
+
+    def _read_metrics(self) -> tuple[list[dict[str, Any]], list[int]]:
+        """(the good rows, the numbers of the damaged lines)."""
+        if not self.metrics_path.exists():
+            return [], []
+        data = self.metrics_path.read_bytes()
+        lines = data.split(b"\n")
+        rows, damaged = [], []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            row = _metrics_row(line)
+            if row is not None:
+                rows.append(row)
+            elif number < len(lines):  # the last piece, with no newline after it, is a cut line
+                damaged.append(number)
+        return rows, damaged
+
+    def _left_out(self, rows: list[dict[str, Any]], damaged: list[int]) -> str:
+        shown = ", ".join(map(str, damaged[:5])) + (f", ... ({len(damaged)} in all)" if len(damaged) > 5 else "")
+        what = "line" if len(damaged) == 1 else "lines"
+        return f"{self.metrics_path}: {what} {shown} not a metrics row (damaged?), left out; {len(rows)} good rows kept"
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -114,9 +152,15 @@ class RunStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def truncate_metrics(self, inputs: int) -> None:
-        """Keep the log up to `inputs` (the checkpoint a resumed run continues from)."""
-        rows = [r for r in self.metrics() if r["inputs"] <= inputs]
+    def truncate_metrics(self, inputs: int, warn: Warn | None = None) -> None:
+        """Keep the log up to `inputs` (the checkpoint a resumed run continues from). A log with
+        damaged lines is first copied aside (`metrics.jsonl.bad-N`), never lost."""
+        rows, damaged = self._read_metrics()
+        if damaged:
+            kept = first_free(self.metrics_path, ".bad-")
+            shutil.copy2(self.metrics_path, kept)
+            (warn or _warn)(f"{self._left_out(rows, damaged)}; the log as it was is kept as {kept.name}")
+        rows = [r for r in rows if r["inputs"] <= inputs]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -103,3 +104,51 @@ def test_without_fcntl_the_run_goes_on_and_says_so_once(store, monkeypatch, caps
         with store.lock():
             pass
     assert capsys.readouterr().err.count("no file locks on this platform") == 1
+
+
+# --- metrics.jsonl -------------------------------------------------------------------------
+
+
+def row(inputs: int) -> bytes:
+    return json.dumps({"inputs": inputs, "validation_loss": 1.0 / inputs}).encode() + b"\n"
+
+
+def test_a_damaged_line_in_the_middle_drops_only_itself(store):
+    store.metrics_path.write_bytes(row(1) + b"garbage\n" + row(2) + b"[1]\n42\n\xff\xfe\n" + row(3))
+    said = []
+    assert [r["inputs"] for r in store.metrics(said.append)] == [1, 2, 3]
+    assert said == [f"{store.metrics_path}: lines 2, 4, 5, 6 not a metrics row (damaged?), left out; "
+                    "3 good rows kept"]
+
+
+def test_a_last_line_cut_by_a_kill_is_left_out_silently(store):
+    store.metrics_path.write_bytes(row(1) + row(2) + b'{"inputs": 3, "valid')
+    assert [r["inputs"] for r in store.metrics(pytest.fail)] == [1, 2]
+
+
+@pytest.mark.parametrize("line", [b"{}", b'{"inputs": "1"}', b'{"inputs": true}', b"[" * 100_000, b"null"])
+def test_rows_without_a_number_of_inputs_are_damaged(store, line):
+    store.metrics_path.write_bytes(row(1) + line + b"\n" + row(2))
+    said = []
+    assert [r["inputs"] for r in store.metrics(said.append)] == [1, 2]
+    assert len(said) == 1 and "line 2 not a metrics row" in said[0]
+
+
+def test_the_default_warning_is_one_line_on_stderr(store, capsys):
+    store.metrics_path.write_bytes(row(1) + b"garbage\n" + row(2))
+    assert len(store.metrics()) == 2
+    assert capsys.readouterr().err == (f"selcopy: warning: {store.metrics_path}: line 2 not a metrics row (damaged?), "
+                                       "left out; 2 good rows kept\n")
+
+
+def test_truncating_a_damaged_log_keeps_the_later_rows_and_the_log_as_it_was(store):
+    damaged = row(1) + b"garbage\n" + row(2) + row(3)
+    store.metrics_path.write_bytes(damaged)
+    said = []
+    store.truncate_metrics(2, said.append)
+    assert store.metrics_path.read_bytes() == row(1) + row(2)
+    assert (store.folder / "metrics.jsonl.bad-1").read_bytes() == damaged
+    assert len(said) == 1 and said[0].endswith("; the log as it was is kept as metrics.jsonl.bad-1")
+    store.truncate_metrics(1, pytest.fail)  # a clean log: nothing to say or keep
+    assert store.metrics_path.read_bytes() == row(1)
+    assert not (store.folder / "metrics.jsonl.bad-2").exists()

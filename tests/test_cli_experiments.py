@@ -716,3 +716,29 @@ def test_a_damaged_metrics_log_keeps_its_later_rows(tiny_runs, capsys, tmp_path)
     assert "resuming at 1,280 inputs" in err and "the log as it was is kept as metrics.jsonl.bad-1" in err
     assert log.read_bytes() == first + second
     assert json.loads((folder / "result.json").read_text())["metrics"]["inputs"] == 1280
+
+
+@pytest.mark.parametrize("first", ["outer", "inner"])
+def test_experiments_whose_folders_would_nest_are_kept_apart(capsys, tmp_path, first):
+    """`nest` (no matrix: runs/nest/run) and `nest/run` (runs/nest/run/trial-1): whichever trains
+    second is refused in one line, and the first keeps its results, rerun or not."""
+    text = TINY.read_text()
+    inner = tmp_path / "inner.yml"
+    inner.write_text(text.replace("name: tiny", "name: nest/run"))
+    outer = tmp_path / "outer.yml"
+    outer.write_text(text.replace("name: tiny", "name: nest").replace("matrix:\n  trial: [1, 2]\n", ""))
+    files = {"outer": outer, "inner": inner}
+    second = "inner" if first == "outer" else "outer"
+    runs = tmp_path / "runs"
+    where = "True" if first == "outer" else "${trial} == 1"
+    status, _, err = run(capsys, str(files[first]), "--runs", str(runs), "--where", where)
+    assert status == 0, err
+    before = {k: v for k, v in snapshot(runs).items() if not k.endswith(".lock")}
+    status, _, err = run(capsys, str(files[second]), "--runs", str(runs))
+    assert status == 1
+    failed = [line for line in err.splitlines() if ": failed: " in line]
+    assert failed and all("experiments' folders must not nest" in line for line in failed)
+    assert {k: v for k, v in snapshot(runs).items() if not k.endswith(".lock")} == before  # nothing moved or written
+    status, _, err = run(capsys, str(files[first]), "--runs", str(runs), "--skip-existing")
+    assert status == 0 and "finished before, skipped" in err, err
+    assert main(["results", str(files[first]), "--runs", str(runs)]) == 0

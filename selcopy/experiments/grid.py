@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -276,6 +276,11 @@ def check_unique(runs: list[RunSpec], where: str) -> None:
     if twice:
         raise ConfigError(f"{where}: run name '{twice[0]}' occurs {counts[twice[0]]} times: "
                           "a matrix list repeats a value, or two values look alike in a run name")
+    for run in runs:  # a run folder inside another's would be moved aside with it
+        inside = next((str(p) for p in PurePosixPath(run.name).parents if str(p) in counts), None)
+        if inside:
+            raise ConfigError(f"{where}: run '{run.name}' would be stored inside the folder of run '{inside}': "
+                              "the name gives runs folders that nest")
     first: dict[str, str] = {}
     for run in runs:  # runs that would train the very same thing: a variable that changes no setting
         same = json.dumps([run.task, run.model, run.train, run.variables.get(TRIAL)], sort_keys=True)

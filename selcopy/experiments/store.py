@@ -52,6 +52,7 @@ def _metrics_row(line: bytes) -> dict[str, Any] | None:
 
 class RunStore:
     def __init__(self, root: Path, run_name: str):
+        self.root, self.name = Path(root), run_name
         self.folder = Path(root) / run_name
         self.config_path = self.folder / "config.yaml"
         self.metrics_path = self.folder / "metrics.jsonl"
@@ -73,6 +74,9 @@ class RunStore:
         """Why the folder is not that of the run `config` (its `config_dict`) describes, or None:
         its config.yaml holds other settings, or it has results but no config.yaml at all.
         A setting added to selcopy after the folder was written counts with its default."""
+        nested = self.nested()
+        if nested:
+            raise SelcopyError(f"{nested}: experiments' folders must not nest (names such as 'x' and 'x/run')")
         stored = self.stored_config()
         if stored is None:
             return f"{self.folder} has results but no config.yaml" if self.trained() else None
@@ -86,6 +90,20 @@ class RunStore:
         except (SelcopyError, ValueError):  # a setting that no longer exists or validates
             pass
         return f"{self.config_path} holds other settings"
+
+    def nested(self) -> str | None:
+        """Why the folder cannot be this run's because it nests with another experiment's run
+        folders (experiments `x` and `x/run`), or None: a folder above it (below the root) is a
+        run folder (holds config.yaml), or it holds a folder that is no part of a run."""
+        for parent in list(Path(self.name).parents)[:-1]:
+            if (self.root / parent / "config.yaml").exists():
+                return f"{self.folder} is inside {self.root / parent}, the run folder of another experiment"
+        parts = {self.checkpoints.name, self.tensorboard.name, self.examples.name}
+        if self.folder.is_dir():
+            other = sorted(p.name for p in self.folder.iterdir() if p.is_dir() and p.name not in parts)
+            if other:
+                return f"{self.folder} holds {other[0]}/, which is no part of a run (another experiment's runs?)"
+        return None
 
     def trained(self) -> bool:
         """Whether anything was trained here: a logged validation, a checkpoint or a finished result."""

@@ -466,6 +466,18 @@ def load_error(path: str) -> str:
     return str(info.value)
 
 
+def test_run_folders_that_would_nest_are_refused(here, models):
+    message = error(
+        """
+        name: "e/${p}"
+        matrix: {p: [x, x/p-x]}
+        model: {name: conv, layers: 2}
+        """
+    )
+    assert message == ("exp.yml: run 'e/x/p-x/p-x-p-x' would be stored inside the folder of run 'e/x/p-x': "
+                       "the name gives runs folders that nest")
+
+
 def test_duplicate_run_names(here, models):
     message = error(
         """

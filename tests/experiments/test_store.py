@@ -152,3 +152,33 @@ def test_truncating_a_damaged_log_keeps_the_later_rows_and_the_log_as_it_was(sto
     store.truncate_metrics(1, pytest.fail)  # a clean log: nothing to say or keep
     assert store.metrics_path.read_bytes() == row(1)
     assert not (store.folder / "metrics.jsonl.bad-2").exists()
+
+
+# --- folders that nest ---------------------------------------------------------------------
+
+
+def test_a_run_folder_inside_another_run_folder_is_refused(tmp_path):
+    root = tmp_path / "runs"
+    outer = RunStore(root, "nest/run")
+    outer.write_config({"x": 1})
+    inner = RunStore(root, "nest/run/trial-1")
+    assert inner.nested() == f"{inner.folder} is inside {outer.folder}, the run folder of another experiment"
+    with pytest.raises(SelcopyError, match="experiments' folders must not nest"):
+        inner.other_settings({"x": 2})
+
+
+def test_a_run_folder_holding_another_experiments_runs_is_refused(tmp_path):
+    root = tmp_path / "runs"
+    RunStore(root, "nest/run/trial-1").write_config({"x": 1})
+    outer = RunStore(root, "nest/run")
+    assert outer.nested() == f"{outer.folder} holds trial-1/, which is no part of a run (another experiment's runs?)"
+    with pytest.raises(SelcopyError, match="experiments' folders must not nest"):
+        outer.other_settings({"x": 2})
+
+
+def test_a_run_folder_with_its_own_parts_does_not_nest(store):
+    for part in (store.checkpoints, store.tensorboard, store.examples):
+        part.mkdir()
+    store.write_config({"x": 1})
+    (store.folder.parent / "run.prev-1").mkdir()  # a run moved aside sits beside it, not inside
+    assert store.nested() is None and store.other_settings({"x": 1}) is None

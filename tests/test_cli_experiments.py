@@ -742,3 +742,29 @@ def test_experiments_whose_folders_would_nest_are_kept_apart(capsys, tmp_path, f
     status, _, err = run(capsys, str(files[first]), "--runs", str(runs), "--skip-existing")
     assert status == 0 and "finished before, skipped" in err, err
     assert main(["results", str(files[first]), "--runs", str(runs)]) == 0
+
+
+def test_names_with_control_characters_are_refused_in_one_line(capsys, tiny_runs, tmp_path, monkeypatch):
+    runs, _ = tiny_runs
+    for name in ("a\nb.png", "a\x00b.png", "a\rb.png"):
+        out = tmp_path / name
+        assert main(["plot", str(TINY), "--runs", str(runs), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"selcopy: error: the plot's file name {str(out)!r} holds a control character (a line break, "
+                       "tab, NUL); give another with --out\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written
+
+    named = tmp_path / "named.yml"  # the experiment's name is the default plot's name
+    named.write_text(TINY.read_text().replace("name: tiny", 'name: "tiny\\nx"'))
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(named), "--runs", str(runs)]) == 2
+    assert capsys.readouterr().err == f"selcopy: error: {named}: name: 'tiny\\nx' holds a control character (a line " \
+                                      "break, tab, NUL)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["named.yml", "runs"]
+
+
+def test_a_value_with_a_line_break_in_a_message_stays_on_one_line(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    assert main(["plot", str(TINY), "--runs", str(runs), "--metric", "a\nb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("selcopy: error: --metric a\\nb: no run logged this metric")

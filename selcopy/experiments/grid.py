@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from selcopy.errors import ConfigError, did_you_mean
+from selcopy.errors import CONTROL, ConfigError, did_you_mean
 from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate
 from selcopy.experiments.spec import TRIAL, RunSpec, check_trial
 from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file, refuse_types
@@ -66,6 +66,8 @@ def load_experiment(path: str | Path) -> Experiment:
         name = path.stem
     elif not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name: expected a string, got {name!r}")
+    elif CONTROL.search(name):  # it names the plot's file, titles and lines of output
+        raise ConfigError(f"{where}: name: {name!r} holds a control character (a line break, tab, NUL)")
     check_references(doc, matrix, expression, where)
     kept = combinations(matrix, expression, where)
     runs = [make_run(doc, name, values, bool(matrix), where) for values in kept]

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from selcopy.errors import SelcopyError, did_you_mean, explain
+from selcopy.errors import CONTROL, SelcopyError, did_you_mean, explain
 from selcopy.names import TRIAL
 
 EXAMPLES = """examples:
@@ -195,6 +195,9 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
     if not runs:
         raise SelcopyError(f"{args.file}: no run has logged metrics under {args.runs}/ yet")
     out = Path(args.out or f"{exp.name.replace('/', '-')}.png")
+    if CONTROL.search(str(out)):
+        raise SelcopyError(f"the plot's file name {str(out)!r} holds a control character (a line break, tab, NUL); "
+                           "give another with --out")
     if out.is_dir():
         raise SelcopyError(f"--out {out}: is a folder; give the PNG file to write, e.g. {out / 'curves.png'}")
     path = plot_experiment(runs, exp.variables, args.metric, args.group_by, out, exp.name)

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 
 from pydantic import ValidationError
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # line breaks, NUL, tabs, escapes: never part of a name
+
 
 class SelcopyError(Exception):
-    """Bad input: a setting, file or name the user can fix. Exit status 2."""
+    """Bad input: a setting, file or name the user can fix. Exit status 2.
+
+    Its text is one line: a control character in it (a value as the user gave it, with a
+    line break) reads escaped, as `\\n`.
+    """
+
+    def __str__(self) -> str:
+        return CONTROL.sub(lambda match: repr(match.group())[1:-1], super().__str__())
 
 
 class ConfigError(SelcopyError):

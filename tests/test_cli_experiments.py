@@ -117,6 +117,8 @@ def test_where_selects_runs(capsys):
         ("${l} == 7", "selects none of its 4 runs"),
         ("${layers} == 5", "undefined variable ${layers}"),
         ("__import__('os').getcwd()", "not allowed"),
+        ("[[[0]*10000]*10000]*10000 == [[[0]*10000]*10000]*10000", "more than 10000 items"),
+        ("[1][::0]", "slice step cannot be zero"),
     ],
 )
 def test_bad_where_exits_2(capsys, tmp_path, command, where, message):
@@ -364,12 +366,17 @@ def test_a_run_another_process_works_on_is_refused(capsys, tmp_path):
     assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
 
 
-def test_where_no_lock_can_be_taken_the_run_goes_on_without(capsys, tmp_path):
+def test_a_run_whose_lock_cannot_be_taken_is_not_trained(capsys, tmp_path):
     runs = tmp_path / "runs"
-    (runs / "tiny" / ".trial-1.lock").mkdir(parents=True)  # no lock file can be opened there
+    lock = runs / "tiny" / ".trial-1.lock"
+    lock.mkdir(parents=True)  # no lock file can be opened there
     status, _, err = run(capsys, str(TINY), "--runs", str(runs))
-    assert status == 0, err
-    assert json.loads((runs / "tiny/trial-1/result.json").read_text())["status"] == "finished"
+    assert status == 1, err
+    failed = [line for line in err.splitlines() if "tiny/trial-1: failed" in line]
+    assert failed == [f"[1/2] tiny/trial-1: failed: {lock}: cannot open the run's lock: Is a directory; "
+                      "the run is not trained without it"]
+    assert not (runs / "tiny" / "trial-1").exists()  # nothing trained or written
+    assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
 
 
 def test_trials_differ_but_share_the_validation_set(tiny_runs):
@@ -710,3 +717,104 @@ def test_eval_refuses_what_does_not_fit(tiny_runs, capsys, tmp_path):
     config.write_bytes(b"\xff\xfe name: x")
     assert main(["eval", str(folder), "--device", "cpu"]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_eval_reads_a_config_within_the_bounds(capsys, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (folder / "config.yaml").write_text("\n".join(lines) + "\n")
+    assert main(["eval", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be read: line 5: aliases expand to more than" in err
+
+
+def test_a_checkpoint_that_is_no_training_state(tiny_runs, capsys):
+    """Checksum-valid but without the fields of a training state: eval says so in one line, and
+    a resumed run falls back to the previous checkpoint instead of failing on every rerun."""
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    latest = folder / "checkpoints" / "latest.pt"
+    state = checkpoint.load(latest)
+    del state["model"]
+    checkpoint.save(latest, state)
+    assert main(["eval", str(folder), "--checkpoint", "latest", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == f"selcopy: error: {latest}: not a training state: no 'model'\n"
+
+    (folder / "result.json").unlink()
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing", "--where", "${trial} == 1")
+    assert status == 0, err
+    assert f"skipping checkpoint: {latest}: not a training state: no 'model'" in err
+    assert "resuming at 640 inputs" in err
+    assert [json.loads(line)["inputs"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [640, 1280]
+
+
+def test_a_damaged_metrics_log_keeps_its_later_rows(tiny_runs, capsys, tmp_path):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    log = folder / "metrics.jsonl"
+    first, second = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(first + b"garbage\n[1]\n\xff\xfe\n" + second)
+    assert main(["plot", str(TINY), "--runs", str(runs), "--out", str(tmp_path / "p.png")]) == 0
+    err = capsys.readouterr().err
+    assert err == f"selcopy: warning: {log}: lines 2, 3, 4 not a metrics row (damaged?), left out; 2 good rows kept\n"
+
+    (folder / "result.json").unlink()
+    status, _, err = run(capsys, str(TINY), "--runs", str(runs), "--skip-existing", "--where", "${trial} == 1")
+    assert status == 0, err
+    assert "resuming at 1,280 inputs" in err and "the log as it was is kept as metrics.jsonl.bad-1" in err
+    assert log.read_bytes() == first + second
+    assert json.loads((folder / "result.json").read_text())["metrics"]["inputs"] == 1280
+
+
+@pytest.mark.parametrize("first", ["outer", "inner"])
+def test_experiments_whose_folders_would_nest_are_kept_apart(capsys, tmp_path, first):
+    """`nest` (no matrix: runs/nest/run) and `nest/run` (runs/nest/run/trial-1): whichever trains
+    second is refused in one line, and the first keeps its results, rerun or not."""
+    text = TINY.read_text()
+    inner = tmp_path / "inner.yml"
+    inner.write_text(text.replace("name: tiny", "name: nest/run"))
+    outer = tmp_path / "outer.yml"
+    outer.write_text(text.replace("name: tiny", "name: nest").replace("matrix:\n  trial: [1, 2]\n", ""))
+    files = {"outer": outer, "inner": inner}
+    second = "inner" if first == "outer" else "outer"
+    runs = tmp_path / "runs"
+    where = "True" if first == "outer" else "${trial} == 1"
+    status, _, err = run(capsys, str(files[first]), "--runs", str(runs), "--where", where)
+    assert status == 0, err
+    before = {k: v for k, v in snapshot(runs).items() if not k.endswith(".lock")}
+    status, _, err = run(capsys, str(files[second]), "--runs", str(runs))
+    assert status == 1
+    failed = [line for line in err.splitlines() if ": failed: " in line]
+    assert failed and all("experiments' folders must not nest" in line for line in failed)
+    assert {k: v for k, v in snapshot(runs).items() if not k.endswith(".lock")} == before  # nothing moved or written
+    status, _, err = run(capsys, str(files[first]), "--runs", str(runs), "--skip-existing")
+    assert status == 0 and "finished before, skipped" in err, err
+    assert main(["results", str(files[first]), "--runs", str(runs)]) == 0
+
+
+def test_names_with_control_characters_are_refused_in_one_line(capsys, tiny_runs, tmp_path, monkeypatch):
+    runs, _ = tiny_runs
+    for name in ("a\nb.png", "a\x00b.png", "a\rb.png"):
+        out = tmp_path / name
+        assert main(["plot", str(TINY), "--runs", str(runs), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"selcopy: error: the plot's file name {str(out)!r} holds a control character (a line break, "
+                       "tab, NUL); give another with --out\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written
+
+    named = tmp_path / "named.yml"  # the experiment's name is the default plot's name
+    named.write_text(TINY.read_text().replace("name: tiny", 'name: "tiny\\nx"'))
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(named), "--runs", str(runs)]) == 2
+    assert capsys.readouterr().err == f"selcopy: error: {named}: name: 'tiny\\nx' holds a control character (a line " \
+                                      "break, tab, NUL)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["named.yml", "runs"]
+
+
+def test_a_value_with_a_line_break_in_a_message_stays_on_one_line(capsys, tiny_runs):
+    runs, _ = tiny_runs
+    assert main(["plot", str(TINY), "--runs", str(runs), "--metric", "a\nb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("selcopy: error: --metric a\\nb: no run logged this metric")

@@ -36,7 +36,7 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
     if not path.is_file():
         raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
     try:
-        state = checkpoint.load(path)
+        state = checkpoint.load_state(path)
     except (checkpoint.CorruptCheckpoint, OSError) as error:
         raise SelcopyError(str(error)) from None
     model = spec.build_model()

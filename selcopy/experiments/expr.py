@@ -5,9 +5,13 @@
 The text is only *parsed* by Python's `ast` (after each `${name}` became a plain identifier)
 and then walked by `_Evaluator`, which knows a handful of node kinds: constants, list and
 tuple literals, variables, comparisons, `and/or/not`, `+ - * / // %`, unary minus, `a if c
-else b`, subscripts and calls of `len min max abs sum any all`. Anything else (attributes,
-other names or calls, lambdas, comprehensions, `**`) is a ConfigError: the whole tree is
+else b`, subscripts and calls of `len min max abs`. Anything else (attributes, other names or
+calls such as `sum`, lambdas, comprehensions, `**`) is a ConfigError: the whole tree is
 checked before any of it is evaluated, so a short-circuited branch cannot hide it.
+
+The work is bounded: no value may hold more than MAX_ITEMS items (nested lists' items and
+strings' characters all counted), no integer more than MAX_BITS bits, and every evaluation
+of one expression in one command together may touch at most MAX_WORK items (a `Budget`).
 """
 
 from __future__ import annotations
@@ -65,12 +69,40 @@ SYMBOLS: dict[type[ast.AST], str] = {
     ast.Pow: "**", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
     ast.RShift: ">>", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not",
 }
-MAX_ITEMS = 10_000  # longest list or string that `*` may build
+MAX_ITEMS = 10_000  # largest value: items of nested lists and characters of strings, all counted
 MAX_BITS = 4_096  # largest integer an operation may produce
+MAX_WORK = 2_000_000  # items that the evaluations of one expression may touch, all together
 
 
-def evaluate(expression: str, variables: dict[str, Any], where: str) -> Any:
-    """Evaluate a sandboxed expression; `${name}` reads `variables[name]`.
+class Budget:
+    """The work left to the evaluations of one expression (a grid's filter over every combination)."""
+
+    def __init__(self, work: int = MAX_WORK):
+        self.work = self.left = work
+
+
+def size(value: Any, limit: int = MAX_ITEMS) -> int:
+    """Items in `value`: nested lists' items and strings' characters (an empty one counts as one).
+    Counting stops once past `limit`, so that it costs at most about `limit` steps itself.
+
+    >>> size([[1, 2], "abc", []])
+    6
+    """
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            count += max(1, len(item))
+        elif isinstance(item, (list, tuple)) and item:
+            stack.extend(item[: limit + 1 - count])
+        else:
+            count += 1
+    return count
+
+
+def evaluate(expression: str, variables: dict[str, Any], where: str, budget: Budget | None = None) -> Any:
+    """Evaluate a sandboxed expression; `${name}` reads `variables[name]`; `budget`, shared by
+    the evaluations of one expression, bounds their work together (default: this one's alone).
 
     >>> evaluate("len(${attn}) == ${l}", {"attn": [0, 0, True], "l": 3}, "f.yml: matrix.$filter")
     True
@@ -88,12 +120,14 @@ def evaluate(expression: str, variables: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: invalid expression {expression!r}: {error.msg}{hint}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ConfigError(f"{where}: expression {expression!r} is too complex or invalid") from None
-    evaluator = _Evaluator(names, variables, where)
+    evaluator = _Evaluator(names, variables, where, budget or Budget())
     try:
         evaluator.check(tree.body)
         return evaluator.run(tree.body)
     except RecursionError:
         raise ConfigError(f"{where}: expression {expression!r} is nested too deeply") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as error:  # none known: one line
+        raise ConfigError(f"{where}: expression {expression!r} cannot be evaluated: {error}") from None
 
 
 def _substitute(expression: str, variables: dict[str, Any], where: str) -> tuple[str, dict[str, str]]:
@@ -121,10 +155,11 @@ YAML_WORDS = {"true": True, "false": False, "null": None}  # as the rest of the 
 class _Evaluator:
     """Checks the whole tree, then evaluates it."""
 
-    def __init__(self, names: dict[str, str], variables: dict[str, Any], where: str):
+    def __init__(self, names: dict[str, str], variables: dict[str, Any], where: str, budget: Budget):
         self.names = names
         self.variables = variables
         self.where = where
+        self.budget = budget
 
     def source(self, node: ast.AST) -> str:
         """The node as the user wrote it (placeholders back to `${name}`)."""
@@ -184,7 +219,19 @@ class _Evaluator:
 
     def run(self, node: ast.AST) -> Any:
         method = getattr(self, f"run_{type(node).__name__}")
-        return method(node)
+        result = method(node)
+        self.charge([result], node)
+        return result
+
+    def charge(self, values: list[Any], node: ast.AST) -> None:
+        """Count the work of making or reading `values`; refuse a value or a total beyond the bounds."""
+        for value in values:
+            items = size(value)
+            if items > MAX_ITEMS:
+                raise self.fail(f"a value of more than {MAX_ITEMS} items (nested ones counted)", node)
+            self.budget.left -= items
+        if self.budget.left < 0:
+            raise self.fail(f"more work than the {self.budget.work} items an expression may touch", node)
 
     def run_Constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -242,6 +289,8 @@ class _Evaluator:
             return value[index]
         except (IndexError, KeyError, TypeError):
             raise self.fail(f"index {index!r} is out of range or of the wrong kind", node) from None
+        except ValueError as error:  # a slice step of 0
+            raise self.fail(str(error), node) from None
 
     def run_Slice(self, node: ast.Slice) -> slice:
         bounds = [None if part is None else self.run(part) for part in (node.lower, node.upper, node.step)]
@@ -253,19 +302,20 @@ class _Evaluator:
         return self.apply(FUNCTIONS[node.func.id], [self.run(arg) for arg in node.args], node)  # type: ignore[attr-defined]
 
     def apply(self, function: Callable[..., Any], args: list[Any], node: ast.AST) -> Any:
+        self.charge(args, node)  # what the function reads: comparisons of nested lists, `in`, min, max
         try:
             result = function(*args)
         except ZeroDivisionError:
             raise self.fail("division by zero", node) from None
-        except (TypeError, ValueError, OverflowError) as error:
+        except (TypeError, ValueError, ArithmeticError) as error:
             raise self.fail(str(error), node) from None
         if isinstance(result, int) and result.bit_length() > MAX_BITS:
             raise self.fail("the number grows too large", node)
         return result
 
     def check_repeat(self, left: Any, right: Any, node: ast.AST) -> None:
-        """`[0] * n` and `"ab" * n` may not build huge values."""
+        """`[0] * n`, `[[0] * 100] * n` and `"ab" * n` may not build huge values, not even for a moment."""
         for seq, count in ((left, right), (right, left)):
             sequence = isinstance(seq, (str, list, tuple))
-            if sequence and isinstance(count, int) and len(seq) * count > MAX_ITEMS:
+            if sequence and isinstance(count, int) and size(seq) * count > MAX_ITEMS:
                 raise self.fail(f"the result would have more than {MAX_ITEMS} items", node)

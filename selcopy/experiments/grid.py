@@ -20,17 +20,19 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from selcopy.errors import ConfigError, SelcopyError, did_you_mean
-from selcopy.experiments.expr import PLACEHOLDER, evaluate
+from selcopy.errors import CONTROL, ConfigError, SelcopyError, did_you_mean
+from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate
+from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file, refuse_types
 from selcopy.names import TRIAL, check_trial, value_text
 
 if TYPE_CHECKING:  # torch comes with the runs: errors in the file's shape are reported without it
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # torch comes with the runs: errors in the file's shape are r
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
 SECTIONS = ("name", "task", "model", "train")  # where ${var} is substituted
 FILTER = "$filter"
+MAX_COMBINATIONS = 10_000  # a grid's cartesian product, before the filter: more is a typo, not a plan
 NAME_MAX = 240  # bytes in a run folder's name: 255 in a file name, less room for a backup's `.prev-N`
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.,+=-]")
@@ -82,6 +85,8 @@ def load_experiment(path: str | Path) -> Experiment:
         name = path.stem
     elif not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name: expected a string, got {name!r}")
+    elif CONTROL.search(name):  # it names the plot's file, titles and lines of output
+        raise ConfigError(f"{where}: name: {name!r} holds a control character (a line break, tab, NUL)")
     check_references(doc, matrix, expression, where)
     kept = combinations(matrix, expression, where)
     runs = [make_run(doc, name, values, bool(matrix), where) for values in kept]
@@ -89,13 +94,15 @@ def load_experiment(path: str | Path) -> Experiment:
     return Experiment(name=name, path=path, variables=list(matrix), runs=runs)
 
 
-class DuplicateKey(yaml.YAMLError):
+class DuplicateKey(Refused):
     pass
 
 
-class StrictLoader(yaml.SafeLoader):
+@refuse_types
+class StrictLoader(Bounded, yaml.SafeLoader):
     """yaml.safe_load, except that a key given twice in one mapping is an error, not last-wins,
-    and that `5e-4` is a number (YAML 1.2) rather than the string YAML 1.1 makes of it."""
+    that `5e-4` is a number (YAML 1.2) rather than the string YAML 1.1 makes of it, and that
+    the bounds of `yamlfile` hold (alias bombs, deep nesting, sets and dates are refused)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -117,20 +124,9 @@ StrictLoader.add_implicit_resolver(  # floats with an exponent but no dot, e.g. 
 
 def read_yaml(path: Path, where: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise ConfigError(f"{where}: cannot read the file: {reason}") from None
-    try:
-        doc = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
-    except DuplicateKey as error:
+        doc = load_file(path, StrictLoader)
+    except Unreadable as error:
         raise ConfigError(f"{where}: {error}") from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where}: YAML syntax error{line}: {error.problem or error.context}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{where}: YAML syntax error: {error}") from None
     if doc is None:
         raise ConfigError(f"{where}: the file is empty")
     if not isinstance(doc, dict):
@@ -214,20 +210,26 @@ def defined(text: str, matrix: dict[str, list[Any]], key: str, where: str) -> li
 
 def combinations(matrix: dict[str, list[Any]], expression: str | None, where: str) -> list[dict[str, Any]]:
     """The matrix's cartesian product (first variable outermost) that the filter keeps."""
-    kept = []
+    count = math.prod(len(values) for values in matrix.values())
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(str(len(values)) for values in matrix.values())
+        raise ConfigError(f"{where}: matrix: {sizes} = {count:,} combinations, more than a grid may have "
+                          f"({MAX_COMBINATIONS:,}); split the file or give fewer values")
+    kept, budget = [], Budget()  # one budget for the filter over the whole matrix
     for combo in itertools.product(*matrix.values()):
         values = dict(zip(matrix, combo))
-        if expression is None or holds(expression, values, f"{where}: matrix.{FILTER}"):
+        if expression is None or holds(expression, values, f"{where}: matrix.{FILTER}", budget):
             kept.append(values)
     if not kept:
         raise ConfigError(f"{where}: matrix.{FILTER}: drops every combination, no run is left")
     return kept
 
 
-def holds(expression: str, values: dict[str, Any], where: str) -> bool:
+def holds(expression: str, values: dict[str, Any], where: str, budget: Budget | None = None) -> bool:
     """Whether `expression` (the sandboxed language) is true for the matrix `values`; a number
-    counts as true unless it is 0 (`len(...)`, `${x} % 2`); anything else is a ConfigError."""
-    result = evaluate(expression, values, where)
+    counts as true unless it is 0 (`len(...)`, `${x} % 2`); anything else is a ConfigError.
+    `budget` bounds the work of all the evaluations that share it."""
+    result = evaluate(expression, values, where, budget)
     if isinstance(result, (bool, int)):
         return bool(result)
     raise ConfigError(f"{where}: expected true or false, got {result!r}")
@@ -288,6 +290,11 @@ def check_unique(runs: list[RunSpec], where: str) -> None:
     if twice:
         raise ConfigError(f"{where}: run name '{twice[0]}' occurs {counts[twice[0]]} times: "
                           "a matrix list repeats a value, or two values look alike in a run name")
+    for run in runs:  # a run folder inside another's would be moved aside with it
+        inside = next((str(p) for p in PurePosixPath(run.name).parents if str(p) in counts), None)
+        if inside:
+            raise ConfigError(f"{where}: run '{run.name}' would be stored inside the folder of run '{inside}': "
+                              "the name gives runs folders that nest")
     first: dict[str, str] = {}
     for run in runs:  # runs that would train the very same thing: a variable that changes no setting
         same = json.dumps([run.task, run.model, run.train, run.variables.get(TRIAL)], sort_keys=True)
@@ -304,8 +311,8 @@ def select_runs(experiment: Experiment, expression: str | None) -> Experiment:
     """
     if not expression:
         return experiment
-    where = f"--where {expression!r}"
-    runs = [r for r in experiment.runs if holds(expression, r.variables, where)]
+    where, budget = f"--where {expression!r}", Budget()
+    runs = [r for r in experiment.runs if holds(expression, r.variables, where, budget)]
     if not runs:
         raise ConfigError(f"{experiment.path}: {where} selects none of its {len(experiment.runs)} runs")
     return dataclasses.replace(experiment, runs=runs)

@@ -162,7 +162,7 @@ def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str
         said(f"resuming at {trainer.inputs:,} inputs")
     elif not bar:
         said("started")
-    store.truncate_metrics(trainer.inputs)  # what was logged after the checkpoint (or without one) is redone
+    store.truncate_metrics(trainer.inputs, warn=said)  # what was logged after the checkpoint (or without one) is redone
     recorder = Recorder(store, trainer, None if bar else said, every_example)
     trainer.on_validation = recorder.validated
     if bar:

@@ -20,6 +20,11 @@ from selcopy.files import atomic_write, first_free
 
 MAGIC = b"SELCKPT1"
 ROTATING = ("latest.pt", "previous.pt")  # newest first
+# What a checkpoint holds to resume a run (Trainer.state_dict; "format" and "cuda_rng" may be absent).
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": dict, "optimizer": dict, "inputs": int, "step": int, "train_time": (int, float), "best": dict,
+    "rng": torch.Tensor, "seed": int,
+}
 
 
 class CorruptCheckpoint(Exception):
@@ -47,9 +52,24 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         raise CorruptCheckpoint(f"{path}: cannot be loaded safely: {e}") from e
 
 
+def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A training state from `path` (`load`, then every field of FIELDS, of its type);
+    CorruptCheckpoint if the file passes its checksum but holds something else."""
+    state = load(path, map_location)
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint(f"{path}: holds a {type(state).__name__}, not a training state")
+    missing = [key for key in FIELDS if key not in state]
+    if missing:
+        raise CorruptCheckpoint(f"{path}: not a training state: no {', '.join(map(repr, missing))}")
+    for key, kind in FIELDS.items():
+        if isinstance(state[key], bool) or not isinstance(state[key], kind):
+            raise CorruptCheckpoint(f"{path}: not a training state: {key!r} is a {type(state[key]).__name__}")
+    return state
+
+
 def save_rotating(folder: Path, state: dict[str, Any]) -> None:
-    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good, else as
-    `latest.pt.bad-N` (a bad file is set aside, never overwritten)."""
+    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good (a training
+    state), else as `latest.pt.bad-N` (a bad file is set aside, never overwritten)."""
     latest = folder / "latest.pt"
     if latest.exists():
         if _is_good(latest):
@@ -61,21 +81,25 @@ def save_rotating(folder: Path, state: dict[str, Any]) -> None:
 
 
 def _is_good(path: Path) -> bool:
-    data = path.read_bytes()
-    return data[:8] == MAGIC and hashlib.sha256(data[40:]).digest() == data[8:40]
+    try:
+        load_state(path)
+    except (CorruptCheckpoint, OSError):
+        return False
+    return True
 
 
 def load_newest(folder: Path, warn) -> dict[str, Any] | None:
     """The newest good checkpoint in `folder` (latest, else previous), or None.
 
-    A bad file is reported through `warn` in one line and skipped, never deleted.
+    A bad file (truncated, altered, or not a training state) is reported through `warn` in one
+    line and skipped, never deleted.
     """
     for name in ROTATING:
         path = folder / name
         if not path.exists():
             continue
         try:
-            return load(path)
+            return load_state(path)
         except (CorruptCheckpoint, OSError) as e:
             warn(f"skipping checkpoint: {e}")
     return None

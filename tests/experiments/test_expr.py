@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -150,11 +152,18 @@ def test_undefined_variable_names_it():
         ("'%s' % ${a}", "formatting"),
         ("max([])", "empty"),
         ("${a} < 'x'", "not supported"),
+        ("[1][::0]", "slice step cannot be zero"),
+        ("${xs}[::${a} - 3]", "slice step cannot be zero"),
+        ("${a} / 0.0", "division by zero"),
+        ("10 ** 400", "'**'"),
+        ("9 ** 9 ** 9", "'**'"),
+        ("(2 * 10 ** 300) / 3", "'**'"),
+        ("${big} / 3", "too large"),
     ],
 )
 def test_runtime_errors_are_config_errors(expression, says):
-    message = refused(expression, a=3, xs=[1, 2])
-    assert says in message
+    message = refused(expression, a=3, xs=[1, 2], big=2**4000)
+    assert says in message and "\n" not in message
 
 
 def test_runtime_error_shows_the_values():
@@ -164,6 +173,51 @@ def test_runtime_error_shows_the_values():
 def test_huge_integers_are_refused():
     big = " * ".join(["99999999999999999999"] * 250)
     assert "too large" in refused(big)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "[[[0] * 10000] * 10000] * 10000 == [[[0] * 10000] * 10000] * 10000",  # the outer list alone is small
+        "[[]] * 100000 == []",  # empty lists count too
+        "[${xs}] * 5000 == []",
+        "'a' * 9000 + 'b' * 9000 == ''",  # a sum of allowed parts
+        "[[0] * 6000] + [[0] * 6000] == []",
+        "[${s}] * 2000 == []",  # nested strings count by their characters
+    ],
+)
+def test_no_value_grows_past_the_bound(expression):
+    started = time.perf_counter()
+    assert "more than 10000 items" in refused(expression, xs=[1, 2, 3], s="abcdefgh")
+    assert time.perf_counter() - started < 1
+
+
+def test_the_work_of_an_expression_is_bounded():
+    # each comparison is allowed, but there are too many of them
+    started = time.perf_counter()
+    assert "more work than" in refused(" and ".join(["[[0] * 5000] == [[0] * 5000]"] * 400))
+    assert time.perf_counter() - started < 3
+
+
+def test_one_budget_bounds_the_evaluations_of_a_grid():
+    budget = expr_module.Budget(2000)
+    for _ in range(50):
+        assert evaluate("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
+    with pytest.raises(ConfigError, match="more work than the 2000 items"):
+        for _ in range(1000):
+            evaluate("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
+
+
+def test_size_counts_nested_items_and_characters():
+    assert expr_module.size([[1, 2], "abc", []]) == 6
+    assert expr_module.size([[[0] * 100] * 100] * 100, limit=50) <= 51  # stops early
+
+
+def test_the_docstring_lists_exactly_the_functions():
+    listed = re.search(r"calls of `([^`]*)`", expr_module.__doc__.replace("\n", " ")).group(1).split()
+    assert listed == list(expr_module.FUNCTIONS)
+    for name in ("sum", "any", "all"):
+        assert f"calling '{name}'" in refused(f"{name}([1])")
 
 
 def test_deep_nesting_is_an_error_not_a_crash():

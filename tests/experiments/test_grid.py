@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,15 @@ def test_filter_that_drops_everything(here):
         """
     )
     assert message == "exp.yml: matrix.$filter: drops every combination, no run is left"
+
+
+def test_a_matrix_too_large_to_expand_is_refused_at_once(here):
+    variables = "".join(f"  {v}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n" for v in "abcdefghij")
+    started = time.perf_counter()
+    message = error("matrix:\n" + variables + 'name: "m${a}${b}${c}${d}${e}${f}${g}${h}${i}${j}"\n')
+    assert message == ("exp.yml: matrix: 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 = 10,000,000,000 "
+                       "combinations, more than a grid may have (10,000); split the file or give fewer values")
+    assert time.perf_counter() - started < 2
 
 
 def test_without_matrix_one_run(models):
@@ -386,6 +396,86 @@ def test_yaml_syntax_error_gives_the_line():
     with pytest.raises(ConfigError) as info:
         load_experiment(FILES / "syntax_error.yml")
     assert re.search(r"syntax_error\.yml: YAML syntax error at line 4: ", str(info.value))
+
+
+def billion_laughs(levels: int = 10) -> str:
+    """Ten short lines whose aliases expand to 9**10 values."""
+    lines = ["  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "task: {name: selective-copy}\nmodel:\n  name: lstm\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (billion_laughs(), "exp.yml: line 8: aliases expand to more than 20000 values"),
+        ("model: &a [*a]\n", "exp.yml: line 1: an anchor is used inside itself"),
+        ("model: &a {x: *a}\n", "exp.yml: line 1: an anchor is used inside itself"),
+        ("model: !!set {a, b}\n", "exp.yml: line 1: a set (!!set) is not a value a setting can take"),
+        ("matrix: {x: [!!set {a}]}\n", "exp.yml: line 1: a set (!!set)"),
+        ("matrix: {x: [2024-01-01]}\n", "exp.yml: line 1: a date or time (2024-01-01): quote it"),
+        ("model: {x: !!binary aGk=}\n", "exp.yml: line 1: binary data (!!binary)"),
+        ("model: {x: !!omap [a: 1]}\n", "exp.yml: line 1: an ordered map (!!omap)"),
+        ("model: " + "[" * 3000 + "]" * 3000 + "\n", "exp.yml: line 1: nested more than 100 levels deep"),
+        ("model: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n", "exp.yml: line 1: nested more than 100 levels deep"),
+        ("model:\n" + "".join(" " * i + "- \n" for i in range(1, 400)), "nested more than 100 levels deep"),
+        ("a: &a [[[[[[[[[[1]]]]]]]]]]\n" + "".join(f"a{i}: &a{i} [[[[[[[[[[*a{i - 1 if i > 1 else ''}]]]]]]]]]]\n"
+                                                    for i in range(1, 12)), "levels deep (aliases expanded)"),
+    ],
+)
+def test_yaml_bombs_and_odd_values_are_one_line_errors(here, text, says):
+    started = time.perf_counter()
+    message = error(text)
+    assert says in message and "\n" not in message
+    assert time.perf_counter() - started < 2
+
+
+def test_aliases_within_the_bounds_still_work(here, models):
+    experiment = load(
+        """
+        task: {name: program, input_length: &len [2, 5], validation_input_length: *len}
+        model: {name: conv, layers: 2}
+        """
+    )
+    assert experiment.runs[0].task["validation_input_length"] == [2, 5]
+
+
+def test_the_strict_loader_stays_a_safe_loader():
+    import yaml
+
+    from selcopy.experiments.grid import StrictLoader
+
+    assert issubclass(StrictLoader, yaml.SafeLoader)
+    with pytest.raises(yaml.YAMLError):
+        yaml.load("x: !!python/object/apply:os.getcwd []", Loader=StrictLoader)  # noqa: S506
+
+
+def test_a_huge_file_or_an_endless_one_stops_at_the_size_bound(here):
+    from selcopy.experiments.yamlfile import MAX_BYTES
+
+    Path("exp.yml").write_bytes(b"# " + b"x" * MAX_BYTES)
+    assert load_error("exp.yml") == f"exp.yml: the file is larger than {MAX_BYTES:,} bytes, too large for a YAML " \
+                                    "settings file"
+    if Path("/dev/zero").exists():
+        assert "larger than" in load_error("/dev/zero")
+
+
+def load_error(path: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    return str(info.value)
+
+
+def test_run_folders_that_would_nest_are_refused(here, models):
+    message = error(
+        """
+        name: "e/${p}"
+        matrix: {p: [x, x/p-x]}
+        model: {name: conv, layers: 2}
+        """
+    )
+    assert message == ("exp.yml: run 'e/x/p-x/p-x-p-x' would be stored inside the folder of run 'e/x/p-x': "
+                       "the name gives runs folders that nest")
 
 
 def test_duplicate_run_names(here, models):

@@ -55,6 +55,7 @@ from datagen import reference_sample  # noqa: E402
 from selcopy.experiments.runner import start_process  # noqa: E402
 from selcopy.models import TaskShape, build_model  # noqa: E402
 from selcopy.models.attention import mixer_name  # noqa: E402
+from selcopy.models.conv import ConvModel  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
@@ -260,7 +261,7 @@ def _encode(texts: list[str], device: torch.device) -> torch.Tensor:
 def article_forward(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """The conv model computed the article's way, with the same parameters: Conv1d over
     (B, C, L), transposes around the attention, a linear read-out. Other models as they are."""
-    if not hasattr(model, "layers") or not hasattr(model.layers[0], "conv"):
+    if not isinstance(model, ConvModel):
         return model(ids)
     x = model.embed(ids).transpose(1, 2)  # (B, C, L)
     for layer in model.layers:

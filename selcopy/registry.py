@@ -3,6 +3,7 @@ every entry is: tasks and models are registered the same way."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -87,6 +88,20 @@ class Registry(Generic[T]):
     def of(cls, kind: str, entries: Iterable[T]) -> Registry[T]:
         """A table of entries that know their own `name` (config classes)."""
         return cls(kind, {entry.name: entry for entry in entries})  # type: ignore[attr-defined]
+
+    @classmethod
+    def of_modules(cls, kind: str, package: str, base: type, modules: Iterable[str]) -> Registry[Any]:
+        """A table of the config classes that the `modules` of `package` define: in each, the one
+        subclass of `base` with a `name` of its own. Adding an entry is its file and its name here."""
+        entries = []
+        for module in modules:
+            namespace = vars(importlib.import_module(f"{package}.{module}"))
+            found = [value for value in namespace.values() if isinstance(value, type) and issubclass(value, base)
+                     and value.__module__ == namespace["__name__"] and "name" in vars(value)]
+            if len(found) != 1:
+                raise TypeError(f"{package}.{module} defines {len(found)} {base.__name__} with a name, not one")
+            entries.append(found[0])
+        return cls.of(kind, entries)
 
     def __getitem__(self, name: str) -> T:
         if name in self._entries:

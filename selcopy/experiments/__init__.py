@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from selcopy.experiments.expr import evaluate
+from selcopy.experiments.expr import evaluate_expression
 from selcopy.experiments.grid import Experiment, load_experiment
 
-__all__ = ["Experiment", "RunSpec", "evaluate", "load_experiment"]
+__all__ = ["Experiment", "RunSpec", "evaluate_expression", "load_experiment"]
 
 
 def __getattr__(name: str) -> Any:

@@ -100,11 +100,11 @@ def size(value: Any, limit: int = MAX_ITEMS) -> int:
     return count
 
 
-def evaluate(expression: str, variables: dict[str, Any], where: str, budget: Budget | None = None) -> Any:
+def evaluate_expression(expression: str, variables: dict[str, Any], where: str, budget: Budget | None = None) -> Any:
     """Evaluate a sandboxed expression; `${name}` reads `variables[name]`; `budget`, shared by
     the evaluations of one expression, bounds their work together (default: this one's alone).
 
-    >>> evaluate("len(${attn}) == ${l}", {"attn": [0, 0, True], "l": 3}, "f.yml: matrix.$filter")
+    >>> evaluate_expression("len(${attn}) == ${l}", {"attn": [0, 0, True], "l": 3}, "f.yml: matrix.$filter")
     True
 
     Every problem (syntax, a refused construct, an undefined variable, a failing operation)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from selcopy.errors import CONTROL, ConfigError, SelcopyError, did_you_mean
-from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate
+from selcopy.experiments.expr import PLACEHOLDER, Budget, evaluate_expression
 from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file, refuse_types
 from selcopy.names import TRIAL, check_trial, value_text
 
@@ -229,7 +229,7 @@ def holds(expression: str, values: dict[str, Any], where: str, budget: Budget | 
     """Whether `expression` (the sandboxed language) is true for the matrix `values`; a number
     counts as true unless it is 0 (`len(...)`, `${x} % 2`); anything else is a ConfigError.
     `budget` bounds the work of all the evaluations that share it."""
-    result = evaluate(expression, values, where, budget)
+    result = evaluate_expression(expression, values, where, budget)
     if isinstance(result, (bool, int)):
         return bool(result)
     raise ConfigError(f"{where}: expected true or false, got {result!r}")

@@ -1,7 +1,7 @@
 """Model architectures, by the name users write after `model: name:`.
 
 Every model maps byte ids (B, L) to logits (B, L, 256). A model is one file holding its
-config (a `ModelConfig` whose `build()` makes the module) and one line in `MODELS`.
+config (a `ModelConfig` whose `build()` makes the module) and its file's name in `MODELS`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from typing import Any
 from torch import nn
 
 from selcopy.models.base import ModelConfig, TaskShape, count_parameters
-from selcopy.models.conv import ConvConfig
-from selcopy.models.lstm import LSTMConfig
-from selcopy.models.mamba import MambaConfig
-from selcopy.models.transformer import TransformerConfig
 from selcopy.registry import Registry
 
-MODELS: Registry[type[ModelConfig]] = Registry.of("model", [ConvConfig, LSTMConfig, MambaConfig, TransformerConfig])
+MODELS: Registry[type[ModelConfig]] = Registry.of_modules("model", __name__, ModelConfig, [
+    "conv",
+    "lstm",
+    "mamba",
+    "transformer",
+])
 
 DEFAULT_MODEL = "conv"
 
@@ -42,12 +43,8 @@ def build_model(settings: Mapping[str, Any], shape: TaskShape) -> nn.Module:
 
 __all__ = [
     "MODELS",
-    "ConvConfig",
-    "LSTMConfig",
-    "MambaConfig",
     "ModelConfig",
     "TaskShape",
-    "TransformerConfig",
     "build_model",
     "count_parameters",
     "model_config",

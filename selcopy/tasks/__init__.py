@@ -1,7 +1,7 @@
 """Task generators, by the name users write: `program`, `selective-copy`.
 
 A task is one file holding its config (a `TaskConfig` whose `build()` makes the `Task`) and
-one line in `TASKS`.
+its file's name in `TASKS`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any
 
 from selcopy.registry import Registry
 from selcopy.tasks.base import Batch, Task, TaskConfig
-from selcopy.tasks.program import ProgramConfig
-from selcopy.tasks.selective_copy import SelectiveCopyConfig
 
-TASKS: Registry[type[TaskConfig]] = Registry.of("task", [ProgramConfig, SelectiveCopyConfig])
+TASKS: Registry[type[TaskConfig]] = Registry.of_modules("task", __name__, TaskConfig, [
+    "program",
+    "selective_copy",
+])
 
 
 def make_task(name: str, settings: dict[str, Any]) -> Task:

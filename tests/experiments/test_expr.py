@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selcopy.errors import ConfigError
-from selcopy.experiments import evaluate
 from selcopy.experiments import expr as expr_module
+from selcopy.experiments.expr import evaluate_expression
 
 WHERE = "exp.yml: matrix.$filter"
 
 
 def ev(expression: str, **variables):
-    return evaluate(expression, variables, WHERE)
+    return evaluate_expression(expression, variables, WHERE)
 
 
 def refused(expression: str, **variables) -> str:
@@ -202,10 +202,10 @@ def test_the_work_of_an_expression_is_bounded():
 def test_one_budget_bounds_the_evaluations_of_a_grid():
     budget = expr_module.Budget(2000)
     for _ in range(50):
-        assert evaluate("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
+        assert evaluate_expression("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
     with pytest.raises(ConfigError, match="more work than the 2000 items"):
         for _ in range(1000):
-            evaluate("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
+            evaluate_expression("${xs} == [1, 2]", {"xs": [1, 2]}, WHERE, budget)
 
 
 def test_size_counts_nested_items_and_characters():
@@ -233,11 +233,11 @@ def test_module_never_calls_eval_exec_or_compile():
 
 
 def test_true_is_not_one_in_comparisons():
-    from selcopy.experiments.expr import evaluate
+    from selcopy.experiments.expr import evaluate_expression
 
-    assert evaluate("${a} == [0, 0, true]", {"a": [0, 0, True]}, "t") is True
-    assert evaluate("${a} == [0, 0, true]", {"a": [0, 0, 1]}, "t") is False
-    assert evaluate("${a} in [[0, 0, true], [0, 0, 8]]", {"a": [0, 0, 1]}, "t") is False
-    assert evaluate("${a} not in [[0, 0, true]]", {"a": [0, 0, 1]}, "t") is True
-    assert evaluate("${a} != 1", {"a": True}, "t") is True
-    assert evaluate("'Q' in ${q}", {"q": "QK"}, "t") is True
+    assert evaluate_expression("${a} == [0, 0, true]", {"a": [0, 0, True]}, "t") is True
+    assert evaluate_expression("${a} == [0, 0, true]", {"a": [0, 0, 1]}, "t") is False
+    assert evaluate_expression("${a} in [[0, 0, true], [0, 0, 8]]", {"a": [0, 0, 1]}, "t") is False
+    assert evaluate_expression("${a} not in [[0, 0, true]]", {"a": [0, 0, 1]}, "t") is True
+    assert evaluate_expression("${a} != 1", {"a": True}, "t") is True
+    assert evaluate_expression("'Q' in ${q}", {"q": "QK"}, "t") is True

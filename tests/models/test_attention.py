@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from selcopy.errors import explain
-from selcopy.models import ConvConfig, TaskShape, count_parameters
+from selcopy.models import TaskShape, count_parameters
 from selcopy.models.attention import (
     MIXERS,
     HeadsAttention,
@@ -17,6 +17,7 @@ from selcopy.models.attention import (
     elu_plus_one,
     linear_attention,
 )
+from selcopy.models.conv import ConvConfig
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 

@@ -5,9 +5,9 @@ import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
-from selcopy.models import ConvConfig, TaskShape, build_model
+from selcopy.models import TaskShape, build_model
 from selcopy.models.attention import HeadsAttention, LinearAttention
-from selcopy.models.conv import ConvModel
+from selcopy.models.conv import ConvConfig, ConvModel
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from selcopy.models import LSTMConfig, TaskShape, build_model
+from selcopy.models import TaskShape, build_model
+from selcopy.models.lstm import LSTMConfig
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from selcopy.models import MambaConfig, TaskShape, build_model, count_parameters
+from selcopy.models import TaskShape, build_model, count_parameters
+from selcopy.models.mamba import MambaConfig
 from selcopy.models.scan import chunked_scan, default_chunk, sequential_scan
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length

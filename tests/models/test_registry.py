@@ -5,17 +5,11 @@ import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
-from selcopy.models import (
-    MODELS,
-    ConvConfig,
-    LSTMConfig,
-    MambaConfig,
-    TaskShape,
-    TransformerConfig,
-    build_model,
-    count_parameters,
-    model_config,
-)
+from selcopy.models import MODELS, TaskShape, build_model, count_parameters, model_config
+from selcopy.models.conv import ConvConfig
+from selcopy.models.lstm import LSTMConfig
+from selcopy.models.mamba import MambaConfig
+from selcopy.models.transformer import TransformerConfig
 from selcopy.registry import UnknownName
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
@@ -92,3 +86,13 @@ def test_builds_on_meta_device_and_round_trips_through_json(name):
         model = config.build(SHAPE)
     assert count_parameters(model) == count_parameters(config.build(SHAPE))
     assert model_config({"name": name, **config.model_dump(mode="json")}) == config
+
+
+def test_a_registry_takes_the_one_named_config_of_each_module():
+    from selcopy.models.base import ModelConfig
+    from selcopy.registry import Registry
+
+    table = Registry.of_modules("model", "selcopy.models", ModelConfig, ["lstm", "conv"])
+    assert list(table) == ["lstm", "conv"] and table["conv"] is ConvConfig
+    with pytest.raises(TypeError, match="selcopy.models.base defines 0 ModelConfig with a name, not one"):
+        Registry.of_modules("model", "selcopy.models", ModelConfig, ["base"])

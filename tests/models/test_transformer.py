@@ -7,7 +7,8 @@ import torch
 from pydantic import ValidationError
 
 from selcopy.errors import explain
-from selcopy.models import TaskShape, TransformerConfig, build_model
+from selcopy.models import TaskShape, build_model
+from selcopy.models.transformer import TransformerConfig
 
 SHAPE = TaskShape(max_length=64, vocab=256)  # these models take any length
 

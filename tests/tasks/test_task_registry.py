@@ -10,15 +10,6 @@ from selcopy.tasks import TASKS, Task, make_task
 
 
 @pytest.mark.parametrize("name", list(TASKS))
-def test_entry_describes_itself_and_every_setting(name):
-    cls = TASKS[name]
-    assert cls.name == name
-    assert cls.description and "\n" not in cls.description
-    assert [key for key, _, _ in cls.settings()] == list(cls.model_fields)
-    assert all(text and "\n" not in text for _, _, text in cls.settings())
-
-
-@pytest.mark.parametrize("name", list(TASKS))
 def test_default_task_draws_samples_its_checker_accepts(name):
     task = make_task(name, {})
     assert isinstance(task, Task) and task.name == name

@@ -267,9 +267,9 @@ def article_forward(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     for layer in model.layers:
         y = layer.conv(x)  # (B, C*m, L)
         if layer.attention is not None:
-            parts = dict(zip(layer.invention, y.chunk(len(layer.invention), dim=1)))
-            q, k, v = (parts.get(letter, x).transpose(1, 2) for letter in "QKV")  # (B, L, C)
-            y = layer.attention(q, k, v).transpose(1, 2)
+            parts = {letter: part.transpose(1, 2) for letter, part in  # (B, L, C) each
+                     zip(layer.invention, y.chunk(len(layer.invention), dim=1))}
+            y = layer.mixer.mix(layer.attention, parts, x.transpose(1, 2)).transpose(1, 2)
         x = x + layer.act(y)
     return F.linear(x.transpose(1, 2), model.embed.embedding.weight)  # (B, L, V)
 

@@ -60,20 +60,20 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
-    from selcopy.experiments.spec import SplitSettings
-    from selcopy.models import MODELS
-    from selcopy.tasks import TASKS
+    from selcopy.catalog import MODEL_FILES, TASK_FILES, describe
 
-    table, flag = (TASKS, "--") if args.what == "tasks" else (MODELS, "")  # task settings are also flags
-    for name, cls in table.items():
-        print(f"{name}: {cls.description}")
-        for key, default, text in cls.settings():
+    files = TASK_FILES if args.what == "tasks" else MODEL_FILES
+    flag = "--" if args.what == "tasks" else ""  # task settings are also flags
+    for module in files:
+        name, description, settings = describe(args.what, module)
+        print(f"{name}: {description}")
+        for key, default, text in settings:
             label = flag + key.replace("_", "-") if flag else key
             print(f"    {label:<20} {default!s:<24} {text}")
     if args.what == "tasks":
         print("in an experiment file's task section, also (and validation_<setting>, test_<setting>):")
-        for field, info in SplitSettings.model_fields.items():
-            print(f"    {field:<20} {info.default!s:<24} {info.description or ''}")
+        for key, default, text in describe("experiments", "spec", "SplitSettings")[2]:
+            print(f"    {key:<20} {default!s:<24} {text}")
     return 0
 
 

@@ -127,10 +127,11 @@ print("torch" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["show", "{bad}"], ["show", "{missing}"],
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["ls", "tasks"], ["ls", "models"],
+                                  ["show", "{bad}"], ["show", "{missing}"],
                                   ["frobnicate"], ["show", "{bad}", "--where", "${{l}} >"]])
-def test_help_and_errors_in_a_file_s_shape_do_not_import_torch(tmp_path, argv):
-    """Importing torch takes seconds: help, usage errors and a malformed file are answered without it."""
+def test_ls_help_and_errors_in_a_file_s_shape_do_not_import_torch(tmp_path, argv):
+    """Importing torch takes seconds: ls, help, usage errors and a malformed file are answered without it."""
     bad = tmp_path / "bad.yml"
     bad.write_text("name: x\nmatrix: {l: [1, 2]}\nmodle: {layers: ${l}}\n")
     argv = [a.format(bad=bad, missing=tmp_path / "missing.yml") for a in argv]

@@ -1,7 +1,7 @@
 """Model architectures, by the name users write after `model: name:`.
 
 Every model maps byte ids (B, L) to logits (B, L, 256). A model is one file holding its
-config (a `ModelConfig` whose `build()` makes the module) and its file's name in `MODELS`.
+config (a `ModelConfig` whose `build()` makes the module) and its file's name in `selcopy.catalog.MODEL_FILES`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from typing import Any
 
 from torch import nn
 
+from selcopy.catalog import MODEL_FILES
 from selcopy.models.base import ModelConfig, TaskShape, count_parameters
 from selcopy.registry import Registry
 
-MODELS: Registry[type[ModelConfig]] = Registry.of_modules("model", __name__, ModelConfig, [
-    "conv",
-    "lstm",
-    "mamba",
-    "transformer",
-])
+MODELS: Registry[type[ModelConfig]] = Registry.of_modules("model", __name__, ModelConfig, MODEL_FILES)
 
 DEFAULT_MODEL = "conv"
 

@@ -81,9 +81,13 @@ class HeadsAttention(nn.MultiheadAttention):
 
 
 class Mixer:
-    """One kind of attention for a conv layer. `build` makes a module mapping (q, k, v), each
-    (B, L, C), to (B, L, C); the layer's conv makes the parts `invents` names, one C-wide
-    output each (`outputs` of them), and the layer input is the rest."""
+    """One kind of attention for a conv layer. The layer's conv makes the parts `invents` names
+    (letters, one C-wide output each: `outputs` of them); `build` makes the module and `mix`
+    applies it to those parts, each (B, L, C), with the layer input (B, L, C) for the parts it
+    does not make: by default the module maps (q, k, v) to (B, L, C). `example` is a layer
+    setting that selects this mixer over 16 channels (tests build every mixer with it)."""
+
+    example: Any = None
 
     def check(self, channels: int, setting: Any) -> None:
         """ValueError if the layer setting cannot hold this mixer over `channels` channels."""
@@ -97,9 +101,15 @@ class Mixer:
     def build(self, channels: int, setting: Any, cfg: ConvConfig) -> nn.Module:
         raise NotImplementedError
 
+    def mix(self, module: nn.Module, parts: dict[str, torch.Tensor], given: torch.Tensor) -> torch.Tensor:
+        q, k, v = (parts.get(letter, given) for letter in "QKV")
+        return module(q, k, v)  # (B, L, C)
+
 
 class Linear(Mixer):
     """`true`: the parameter-free linear attention, phi = `attention_activation`."""
+
+    example = True
 
     def build(self, channels: int, setting: Any, cfg: ConvConfig) -> nn.Module:
         return LinearAttention(cfg.attention_activation)
@@ -107,6 +117,8 @@ class Linear(Mixer):
 
 class Heads(Mixer):
     """An integer N: torch's multi-head attention with N heads (4C^2 + 4C parameters)."""
+
+    example = 4
 
     def check(self, channels: int, setting: Any) -> None:
         if isinstance(setting, bool) or not isinstance(setting, int):

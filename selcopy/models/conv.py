@@ -138,7 +138,8 @@ class ConvLayer(nn.Module):
         c = cfg.channels
         name = mixer_name(attention)
         mixer = MIXERS[name] if name else None
-        self.invention = mixer.invents(cfg) if mixer else ""  # the letters of q, k, v the conv makes
+        self.mixer = mixer
+        self.invention = mixer.invents(cfg) if mixer else ""  # the letters of the parts the conv makes
         m = mixer.outputs(cfg) if mixer else 1
         self.conv = nn.Conv1d(c, c * m, kernel, dilation=dilation, padding=dilation * (kernel // 2))
         self.attention = mixer.build(c, attention, cfg) if mixer else None
@@ -159,9 +160,8 @@ class ConvLayer(nn.Module):
     def _attend(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         invented = y.squeeze(2).transpose(1, 2).chunk(len(self.invention), dim=-1)  # m x (B, L, C)
         given = x.squeeze(2).transpose(1, 2)  # (B, L, C)
-        parts = dict(zip(self.invention, invented))
-        q, k, v = (parts.get(letter, given) for letter in "QKV")
-        return self.attention(q, k, v).transpose(1, 2).unsqueeze(2)  # (B, L, C) -> (B, C, 1, L)
+        mixed = self.mixer.mix(self.attention, dict(zip(self.invention, invented)), given)  # (B, L, C)
+        return mixed.transpose(1, 2).unsqueeze(2)  # (B, L, C) -> (B, C, 1, L)
 
 
 class ConvModel(nn.Module):

@@ -112,3 +112,36 @@ def test_a_new_mixer_is_one_entry(monkeypatch, check_model):
     assert model.layers[1].conv.out_channels == 8  # the mixer consumes one conv output: V
     assert isinstance(model.layers[1].attention, MeanModule)
     check_model(model, 2, 7)
+
+
+@pytest.mark.parametrize("name", list(MIXERS))
+def test_every_mixer_trains_in_a_conv_layer(check_model, name):
+    """Each entry, with its example setting, in a conv layer: forward, backward, every parameter used."""
+    model = ConvConfig(layers=2, channels=16, kernel_size=3, attention=[0, MIXERS[name].example]).build(SHAPE)
+    assert model.layers[1].mixer is MIXERS[name] and model.layers[0].mixer is None
+    assert model.layers[1].conv.out_channels == 16 * MIXERS[name].outputs(model.cfg)
+    check_model(model, 2, 7)
+
+
+class GateOnly(Mixer):
+    """A test mixer whose conv makes a part that is none of q, k, v: a gate on the layer input."""
+
+    def invents(self, cfg):
+        return "G"
+
+    def build(self, channels, setting, cfg):
+        return nn.Sigmoid()
+
+    def mix(self, module, parts, given):
+        return given * module(parts["G"])
+
+
+def test_a_mixer_may_use_parts_other_than_q_k_v(monkeypatch, check_model):
+    monkeypatch.setitem(MIXERS._entries, "gate", GateOnly())
+    model = ConvConfig(layers=2, channels=8, kernel_size=3, attention=[0, "gate"]).build(SHAPE)
+    layer = model.layers[1]
+    x = torch.randn(2, 8, 5)  # (B, C, L)
+    g = layer.conv(x)  # (B, C, L): the gate part
+    expected = x + layer.act(x * torch.sigmoid(g))
+    torch.testing.assert_close(layer(x), expected)
+    check_model(model, 2, 7)

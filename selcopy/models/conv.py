@@ -91,8 +91,9 @@ class ConvConfig(ModelConfig):
     attention: AttentionSetting = Field(
         0, description="one or per layer: 0 none, true linear attention, N torch attention with N heads, a mixer name"
     )
-    attention_invention: Literal["QK", "QV", "KV", "QKV"] = Field(
-        "QK", description="which of q, k, v the conv makes; the rest are the layer input"
+    attention_invention: Literal["QK", "QV", "KV", "QKV", "Q", "K", "V"] = Field(
+        "QK", description="which of q, k, v the conv makes; the rest are the layer input (one letter: "
+                          "no more parameters than a layer without attention)"
     )
     attention_activation: Literal["elu+1", "dpfp"] = Field(
         "elu+1", description="feature map of the linear attention"

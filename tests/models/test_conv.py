@@ -19,7 +19,7 @@ def test_shapes_and_gradients(check_model, batch, length):
     check_model(build_model({**SMALL, "attention": [0, True, 4]}, SHAPE), batch, length)
 
 
-@pytest.mark.parametrize("invention", ["QK", "QV", "KV", "QKV"])
+@pytest.mark.parametrize("invention", ["QK", "QV", "KV", "QKV", "Q", "K", "V"])
 @pytest.mark.parametrize("attention", [True, 1, 4])
 @pytest.mark.parametrize("phi", ["elu+1", "dpfp"])
 def test_attention_variants_run(check_model, invention, attention, phi):

@@ -41,6 +41,15 @@ def test_other_inventions_cost_as_much_as_qk():
         assert count_parameters(build_model({**base, "attention_invention": invention}, SHAPE)) == 229_632
 
 
+def test_one_invented_part_costs_no_more_than_no_attention():
+    """`attention_invention: Q` (or K, V): the conv makes one part, so the 6-layer conv with
+    attention in its last layer keeps the article's 237,952 parameters."""
+    base = {"layers": 6, "kernel_size": 9, "dilation": [1, 2, 3, 4, 5, 1]}
+    for invention in ("Q", "K", "V"):
+        model = build_model({**base, "attention": [0, 0, 0, 0, 0, True], "attention_invention": invention}, SHAPE)
+        assert count_parameters(model) == 237_952
+
+
 def test_read_out_is_tied():
     model = build_model({"layers": 1, "channels": 8, "kernel_size": 1}, SHAPE)
     assert count_parameters(model) == 256 * 8 + 8 * 8 + 8

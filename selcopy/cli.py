@@ -37,7 +37,7 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
     from selcopy.tasks import TASKS
-    from selcopy.tasks.split import unique_samples
+    from selcopy.tasks.split import check_count, unique_samples
 
     if args.task is None:
         if args.help:
@@ -52,6 +52,7 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
                                help=f"{text} (default: {config_cls.flag_text(default)})".replace("%", "%%"))
         args.parser.print_help()
         return 0
+    check_count(args.count, "--count")
     task = config_cls(**config_cls.from_flags(extra)).build()
     batch = unique_samples(task, args.count, torch.Generator().manual_seed(args.seed))
     texts = batch.texts() if args.raw else [task.show(t) for t in batch.texts()]
@@ -212,8 +213,11 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     from selcopy.experiments.evaluation import evaluate_run, load_run
     from selcopy.tasks import TASKS
+    from selcopy.tasks.split import check_count
     from selcopy.train.device import pick_device
 
+    if args.count:
+        check_count(args.count, "--count")
     folder = Path(args.run)
     spec = load_run(folder)
     changes = TASKS[spec.task["name"]].from_flags(extra)

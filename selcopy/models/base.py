@@ -17,6 +17,12 @@ from torch import nn
 from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
 
+# Limits of every model's settings: far beyond the article's (18 layers, 128 channels), within what one
+# machine could hold.
+MAX_LAYERS = 1_000  # every layer keeps its activations for the backward pass
+MAX_WIDTH = 4_096  # channels, d_model: a conv layer of 4,096 channels and kernel 9 holds 151M weights
+MAX_INNER = 65_536  # inner widths (feed-forward): 16 x the widest model
+
 
 @dataclass(frozen=True)
 class TaskShape:

@@ -169,10 +169,10 @@ class RunSpec:
     def params(self) -> int:
         """Trainable parameters, shared tensors counted once; built without memory on `meta`."""
         from selcopy.models import build_model
-        from selcopy.models.base import count_parameters
+        from selcopy.models.base import SkipNormalInit, count_parameters
 
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), SkipNormalInit():
                 model = build_model(self.model, self.task_shape())
         except Exception:  # a model whose construction needs real values: build it for real
             model = self.build_model()

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
@@ -76,6 +77,18 @@ def sinusoidal_positions(
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters, each shared tensor counted once (the tied read-out adds none)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class SkipNormalInit(TorchFunctionMode):
+    """Inside it, `normal_` (`nn.init.normal_` too) leaves its tensor as it is. For models built on
+    the meta device only to be counted: the meta kernel of `normal_` (the embedding's initialiser)
+    first imports ~800 modules of torch, 3 s of a `selcopy show` that needs no values."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "normal_":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def per_layer(setting: str, value: Any, layers: int) -> list[Any]:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from selcopy.errors import SelcopyError
+from selcopy.experiments.memory import estimate_eval
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
 from selcopy.tasks import make_task
@@ -38,6 +39,7 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
     task = make_task(name, {**settings, **changes})  # bad or oversized settings: refused before any work
     new_draw = bool(changes or count or seed is not None)  # else the run's own fixed set, exactly
     count = count or spec.task[f"{part}_count"]
+    estimate_eval(spec, task, count).check(f"eval of {count:,} samples")
     path = folder / "checkpoints" / f"{which}.pt"
     if not path.is_file():
         raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")

@@ -19,7 +19,7 @@ from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
 
 # Limits of every model's settings: far beyond the article's (18 layers, 128 channels), within what one
-# machine could hold.
+# machine could hold. The memory estimate (`selcopy.experiments.memory`) refuses what it cannot.
 MAX_LAYERS = 1_000  # every layer keeps its activations for the backward pass
 MAX_WIDTH = 4_096  # channels, d_model: a conv layer of 4,096 channels and kernel 9 holds 151M weights
 MAX_INNER = 65_536  # inner widths (feed-forward): 16 x the widest model
@@ -39,6 +39,21 @@ class ModelConfig(EntryConfig):
 
     def build(self, shape: TaskShape) -> nn.Module:
         raise NotImplementedError
+
+    def position_floats(self, training: bool = True) -> int:
+        """Floats per position the layers hold at the peak of a forward pass, an estimate for the
+        memory check (`selcopy.experiments.memory`): while training, every layer's, kept for the
+        backward pass; without gradients, one layer's at a time. Here 6 tensors of the model's
+        width (`channels` or `d_model`) a layer, as measured for the LSTM; a model whose layers
+        hold more or less (an inner width, a state) says so."""
+        width = getattr(self, "channels", None) or getattr(self, "d_model", None) or 64
+        return 6 * width * (getattr(self, "layers", 1) if training else 1)
+
+    def activation_floats(self, shape: TaskShape, training: bool = True) -> int:
+        """Floats one sample's forward pass holds at its peak, an estimate: the layers'
+        (`position_floats`) and the logits' with their log-softmax, and while training their
+        gradient: 3 x V per position (2 x V without gradients)."""
+        return shape.max_length * (self.position_floats(training) + (2 + training) * shape.vocab)
 
 
 class ByteEmbedding(nn.Module):

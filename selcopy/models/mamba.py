@@ -60,6 +60,14 @@ class MambaConfig(ModelConfig):
     def build(self, shape: TaskShape) -> MambaModel:
         return MambaModel(self, shape)
 
+    def position_floats(self, training: bool = True) -> int:
+        """Measured: while training the scan keeps ~4 E x N floats per position and layer, without
+        gradients ~E x N; the block ~12 E + 8 D more."""
+        block = 12 * self.d_inner + 8 * self.d_model
+        if training:
+            return self.layers * (4 * self.d_inner * self.d_state + block)
+        return self.d_inner * self.d_state + block
+
 
 class RMSNorm(nn.Module):
     """x / rms(x) * weight over the last dimension (Zhang & Sennrich 2019)."""

@@ -190,6 +190,12 @@ class Task(ABC):
     def max_length(self) -> int:
         """The longest text this configuration can produce."""
 
+    def draw_bytes(self) -> int:
+        """Bytes one sample takes at the peak of drawing a batch (its tensors and the generator's
+        working ones): an estimate for the memory check before a draw, here 16 per byte of the
+        longest text; a generator that needs more says so."""
+        return 16 * self.max_length()
+
     @abstractmethod
     def check(self, line: str) -> None:
         """Raise ValueError if `line` is not a correct sample of this task (an independent check)."""

@@ -50,6 +50,11 @@ class SelectiveCopyTask(Task):
     def max_length(self) -> int:
         return self.config.area + 1 + self.config.num_items[1]
 
+    def draw_bytes(self) -> int:
+        """Measured: ~22-27 bytes per byte of the text at the peak of a draw; the field's cells are
+        shuffled (and placed) as int64."""
+        return 24 * self.max_length()
+
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
         A, (lo, hi) = self.config.area, self.config.num_items
         k = torch.randint(lo, hi + 1, (count,), generator=generator)

@@ -36,8 +36,9 @@ def counted(n: int, noun: str) -> str:
 def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
+    from selcopy.experiments.memory import estimate_draw
     from selcopy.tasks import TASKS
-    from selcopy.tasks.split import unique_samples
+    from selcopy.tasks.split import check_count, unique_samples
 
     if args.task is None:
         if args.help:
@@ -52,7 +53,9 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
                                help=f"{text} (default: {config_cls.flag_text(default)})".replace("%", "%%"))
         args.parser.print_help()
         return 0
+    check_count(args.count, "--count")
     task = config_cls(**config_cls.from_flags(extra)).build()
+    estimate_draw(task, args.count).check(f"sample --count {args.count:,}")
     batch = unique_samples(task, args.count, torch.Generator().manual_seed(args.seed))
     texts = batch.texts() if args.raw else [task.show(t) for t in batch.texts()]
     sys.stdout.write("".join(t + "\n" for t in texts))
@@ -88,9 +91,12 @@ def load(args: argparse.Namespace):
 def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
+    from selcopy.experiments.memory import size_text
+
     exp = load(args)
     exp.check_data()
-    listing = [{"name": r.name, "variables": r.variables, "params": r.params(),
+    listing = [{"name": r.name, "variables": r.variables, "params": exp.estimates[r.name].params,
+                "memory_estimate": exp.estimates[r.name].total,
                 "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
     if args.json:
         print(json.dumps(listing, indent=1))
@@ -100,7 +106,7 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     for r in listing:
         model = r["settings"]["model"]["name"]
         print(f"  {r['name']:<{width}}  {model:<11} {r['params']:>10,} params  "
-              f"{r['settings']['train']['max_inputs']:>11,} inputs")
+              f"{r['settings']['train']['max_inputs']:>11,} inputs  ~{size_text(r['memory_estimate'])}")
     return 0
 
 
@@ -212,8 +218,11 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
 
     from selcopy.experiments.evaluation import evaluate_run, load_run
     from selcopy.tasks import TASKS
+    from selcopy.tasks.split import check_count
     from selcopy.train.device import pick_device
 
+    if args.count:
+        check_count(args.count, "--count")
     folder = Path(args.run)
     spec = load_run(folder)
     changes = TASKS[spec.task["name"]].from_flags(extra)
@@ -281,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU) | cpu | cuda[:N] | mps")
 
     p = sub.add_parser("show", parents=[grid], help="expand and validate a grid, list its runs (trains nothing)")
-    p.add_argument("--json", action="store_true", help="a list of {name, variables, settings, params}")
+    p.add_argument("--json", action="store_true",
+                   help="a list of {name, variables, settings, params, memory_estimate (bytes)}")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("run", parents=[grid, stored, device], help="train every run of a grid, resumably")

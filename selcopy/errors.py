@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from pydantic import ValidationError
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # line breaks, NUL, tabs, escapes: never part of a name
+BOUNDS = {"less_than_equal": ("le", "at most"), "less_than": ("lt", "below"),
+          "greater_than_equal": ("ge", "at least")}  # pydantic's bound errors, said as `must be at most 64, got 100`
 
 
 class SelcopyError(Exception):
@@ -57,7 +59,8 @@ def did_you_mean(
 
 def explain(error: ValidationError, where: str = "", known: Iterable[str] = ()) -> str:
     """One line from a pydantic error: `where: key.path: message (got value)`; an unknown key
-    (pydantic's `extra="forbid"`) gets the closest of the `known` keys as a hint."""
+    (pydantic's `extra="forbid"`) gets the closest of the `known` keys as a hint, a value out of
+    its range the limit: `task.num_operations: must be at most 1,000, got 1000000`."""
     known = list(known)
     parts = []
     for item in error.errors():
@@ -69,6 +72,9 @@ def explain(error: ValidationError, where: str = "", known: Iterable[str] = ()) 
             text = f"{loc}: unknown setting{did_you_mean(item['loc'][-1], known) if known else ''}"
         elif item["type"] == "missing":
             text = f"{loc}: missing"
+        elif item["type"] in BOUNDS and "ctx" in item:
+            key, words = BOUNDS[item["type"]]
+            text = f"{loc + ': ' if loc else ''}must be {words} {item['ctx'][key]:,}, got {got}"
         elif got is not None and not isinstance(got, dict) and "got " not in msg:  # say the value once
             text += f" (got {got!r})"
         parts.append(text)

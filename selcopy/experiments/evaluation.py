@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from selcopy.errors import SelcopyError
+from selcopy.experiments.memory import estimate_eval
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
 from selcopy.tasks import make_task
@@ -32,6 +33,13 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
     """Metrics of the `which` checkpoint (best | latest | previous) of the run `spec` stored in
     `folder`, on its `part` set (validation | test) or, with task `changes`, a `count` or a
     `seed`, on a new draw of it."""
+    if part == "test" and not spec.has_test:
+        raise SelcopyError(f"--data test: {folder / 'config.yaml'} defines no test set (no test_<setting> in its task)")
+    name, settings = spec.task_settings(part)
+    task = make_task(name, {**settings, **changes})  # bad or oversized settings: refused before any work
+    new_draw = bool(changes or count or seed is not None)  # else the run's own fixed set, exactly
+    count = count or spec.task[f"{part}_count"]
+    estimate_eval(spec, task, count).check(f"eval of {count:,} samples")
     path = folder / "checkpoints" / f"{which}.pt"
     if not path.is_file():
         raise SelcopyError(f"{path}: no such checkpoint (the run has not validated yet?)")
@@ -46,13 +54,9 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
         raise SelcopyError(f"{path}: does not fit the model of {folder / 'config.yaml'}: "
                            f"{str(error).strip().splitlines()[-1].strip()}") from None
     model.to(device)
-    if part == "test" and not spec.has_test:
-        raise SelcopyError(f"--data test: {folder / 'config.yaml'} defines no test set (no test_<setting> in its task)")
-    name, settings = spec.task_settings(part)
-    task = make_task(name, {**settings, **changes})
-    if changes or count or seed is not None:  # a new draw (it may hold training questions)
+    if new_draw:  # it may hold training questions
         seed = spec.task[f"{part}_seed"] if seed is None else seed
-        data = unique_samples(task, count or spec.task[f"{part}_count"], torch.Generator().manual_seed(seed))
+        data = unique_samples(task, count, torch.Generator().manual_seed(seed))
         flags = [f"--{k.replace('_', '-')} {v}" for k, v in changes.items()]
         described = f"drawn from seed {seed}" + "".join(f", {f}" for f in flags)
     else:  # the run's own fixed set, exactly

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -36,6 +37,7 @@ from selcopy.experiments.yamlfile import Bounded, Refused, Unreadable, load_file
 from selcopy.names import TRIAL, check_trial, value_text
 
 if TYPE_CHECKING:  # torch comes with the runs: errors in the file's shape are reported without it
+    from selcopy.experiments.memory import Estimate
     from selcopy.experiments.spec import RunSpec
 
 TOP_KEYS = ("name", "matrix", "task", "model", "train")
@@ -57,10 +59,35 @@ class Experiment:
     variables: list[str]
     runs: list[RunSpec]
 
+    @functools.cached_property
+    def estimates(self) -> dict[str, Estimate]:
+        """Each run's memory estimate by run name (`experiments.memory`; nothing big is built):
+        runs that differ only in their trial share one."""
+        from selcopy.experiments.memory import estimate_run
+
+        by_settings: dict[str, Estimate] = {}
+        params: dict[str, int] = {}  # by model and longest text: a grid of learning rates builds one model
+        estimates = {}
+        for run in self.runs:
+            key = json.dumps([run.task, run.model, run.train], sort_keys=True)
+            if key not in by_settings:
+                model = json.dumps([run.model, run.task_shape()], sort_keys=True, default=str)
+                if model not in params:
+                    params[model] = run.params()
+                by_settings[key] = estimate_run(run, params[model])
+            estimates[run.name] = by_settings[key]
+        return estimates
+
     def check_data(self) -> None:
-        """Draw the data of every distinct task setting once, and run every distinct model once on
-        its task's longest text, so that settings a run would fail on are bad input (a ConfigError
-        naming the run) before anything trains."""
+        """Refuse a run whose memory estimate is more than the machine has; then draw the data of
+        every distinct task setting once, and run every distinct model once on its task's longest
+        text, so that settings a run would fail on are bad input (a ConfigError naming the run)
+        before anything trains."""
+        for run in self.runs:  # before anything big is drawn or built
+            try:
+                self.estimates[run.name].check(f"run {run.name}")
+            except SelcopyError as error:
+                raise ConfigError(f"{self.path}: {error}") from None
         checked: set[str] = set()
         for run in self.runs:
             model = json.dumps([run.model, run.task_shape()], sort_keys=True, default=str)

@@ -21,7 +21,7 @@ from selcopy.errors import ConfigError, SelcopyError, did_you_mean, explain
 from selcopy.models.base import TaskShape
 from selcopy.names import TRIAL, TRIAL_STRIDE, check_trial
 from selcopy.tasks import TASKS, make_task
-from selcopy.tasks.split import DataSplit
+from selcopy.tasks.split import MAX_SAMPLES, DataSplit
 from selcopy.train.config import TrainConfig
 from selcopy.vocab import MASK, VOCAB
 
@@ -40,10 +40,10 @@ class SplitSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    train_count: int = Field(100_000, gt=0, description="fresh training samples per epoch")
-    validation_count: int = Field(10_000, gt=0, description="size of the fixed validation set")
+    train_count: int = Field(100_000, gt=0, le=MAX_SAMPLES, description="fresh training samples per epoch")
+    validation_count: int = Field(10_000, gt=0, le=MAX_SAMPLES, description="size of the fixed validation set")
     validation_seed: int = Field(23, ge=0, le=MAX_SEED, description="seed of the validation set (not of the trial)")
-    test_count: int = Field(10_000, gt=0, description="size of the test set (only with test_<setting>)")
+    test_count: int = Field(10_000, gt=0, le=MAX_SAMPLES, description="size of the test set (only with test_<setting>)")
     test_seed: int = Field(29, ge=0, le=MAX_SEED, description="seed of the test set (only with test_<setting>)")
 
 
@@ -169,10 +169,10 @@ class RunSpec:
     def params(self) -> int:
         """Trainable parameters, shared tensors counted once; built without memory on `meta`."""
         from selcopy.models import build_model
-        from selcopy.models.base import count_parameters
+        from selcopy.models.base import SkipNormalInit, count_parameters
 
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), SkipNormalInit():
                 model = build_model(self.model, self.task_shape())
         except Exception:  # a model whose construction needs real values: build it for real
             model = self.build_model()

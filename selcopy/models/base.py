@@ -13,9 +13,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from selcopy.registry import EntryConfig
 from selcopy.vocab import VOCAB
+
+# Limits of every model's settings: far beyond the article's (18 layers, 128 channels), within what one
+# machine could hold. The memory estimate (`selcopy.experiments.memory`) refuses what it cannot.
+MAX_LAYERS = 1_000  # every layer keeps its activations for the backward pass
+MAX_WIDTH = 4_096  # channels, d_model: a conv layer of 4,096 channels and kernel 9 holds 151M weights
+MAX_INNER = 65_536  # inner widths (feed-forward): 16 x the widest model
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,21 @@ class ModelConfig(EntryConfig):
 
     def build(self, shape: TaskShape) -> nn.Module:
         raise NotImplementedError
+
+    def position_floats(self, training: bool = True) -> int:
+        """Floats per position the layers hold at the peak of a forward pass, an estimate for the
+        memory check (`selcopy.experiments.memory`): while training, every layer's, kept for the
+        backward pass; without gradients, one layer's at a time. Here 6 tensors of the model's
+        width (`channels` or `d_model`) a layer, as measured for the LSTM; a model whose layers
+        hold more or less (an inner width, a state) says so."""
+        width = getattr(self, "channels", None) or getattr(self, "d_model", None) or 64
+        return 6 * width * (getattr(self, "layers", 1) if training else 1)
+
+    def activation_floats(self, shape: TaskShape, training: bool = True) -> int:
+        """Floats one sample's forward pass holds at its peak, an estimate: the layers'
+        (`position_floats`) and the logits' with their log-softmax, and while training their
+        gradient: 3 x V per position (2 x V without gradients)."""
+        return shape.max_length * (self.position_floats(training) + (2 + training) * shape.vocab)
 
 
 class ByteEmbedding(nn.Module):
@@ -70,6 +92,18 @@ def sinusoidal_positions(
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters, each shared tensor counted once (the tied read-out adds none)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class SkipNormalInit(TorchFunctionMode):
+    """Inside it, `normal_` (`nn.init.normal_` too) leaves its tensor as it is. For models built on
+    the meta device only to be counted: the meta kernel of `normal_` (the embedding's initialiser)
+    first imports ~800 modules of torch, 3 s of a `selcopy show` that needs no values."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "normal_":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def per_layer(setting: str, value: Any, layers: int) -> list[Any]:

@@ -19,12 +19,23 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BeforeValidator, Field, PositiveInt, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 from torch import nn
 
 from selcopy.errors import did_you_mean
 from selcopy.models.attention import MIXERS, mixer_name
-from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, per_layer, sinusoidal_positions
+from selcopy.models.base import (
+    MAX_LAYERS,
+    MAX_WIDTH,
+    ByteEmbedding,
+    ModelConfig,
+    TaskShape,
+    per_layer,
+    sinusoidal_positions,
+)
+
+MAX_REACH = 65_536  # kernel_size, dilation: the longest text the tasks allow is ~65,600 bytes (selective-copy's
+#   widest field); a reach beyond it reads only padding (which the conv does not store)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
@@ -81,8 +92,8 @@ class ConvConfig(ModelConfig):
     name: ClassVar[str] = "conv"
     description: ClassVar[str] = "residual dilated 1-D CNN with optional attention per layer (the article's)"
 
-    layers: PositiveInt = Field(6, description="residual conv layers")
-    channels: PositiveInt = Field(64, description="embedding and conv width C")
+    layers: int = Field(6, gt=0, le=MAX_LAYERS, description="residual conv layers")
+    channels: int = Field(64, gt=0, le=MAX_WIDTH, description="embedding and conv width C")
     kernel_size: PerLayerInt = Field(9, description="odd conv kernel, one or one per layer")
     dilation: PerLayerInt = Field(1, description="conv dilation, one or one per layer")
     activation: Literal["gelu", "relu", "silu", "tanh", "elu", "sigmoid", "leaky_relu"] = Field(
@@ -108,9 +119,11 @@ class ConvConfig(ModelConfig):
                     f"kernel_size: {k} is not a positive odd number; only odd sizes keep the length "
                     "(padding = dilation * (kernel_size // 2))"
                 )
+            if k > MAX_REACH:
+                raise ValueError(f"kernel_size: must be at most {MAX_REACH - 1:,}, got {k}")
         for d in self.dilations():
-            if d < 1:
-                raise ValueError(f"dilation: must be at least 1, got {d}")
+            if not 1 <= d <= MAX_REACH:
+                raise ValueError(f"dilation: must be {'at least 1' if d < 1 else f'at most {MAX_REACH:,}'}, got {d}")
         for a in self.attentions():
             if name := mixer_name(a):
                 MIXERS[name].check(self.channels, a)
@@ -129,6 +142,11 @@ class ConvConfig(ModelConfig):
 
     def build(self, shape: TaskShape) -> ConvModel:
         return ConvModel(self, shape)
+
+    def position_floats(self, training: bool = True) -> int:
+        """Measured: a layer keeps ~3 C floats per position, one with attention ~10 C more."""
+        layers = [self.channels * (3 + 10 * bool(mixer_name(a))) for a in self.attentions()]
+        return sum(layers) if training else max(layers)
 
 
 class ConvLayer(nn.Module):

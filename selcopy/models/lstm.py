@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape
+from selcopy.models.base import MAX_LAYERS, MAX_WIDTH, ByteEmbedding, ModelConfig, TaskShape
 
 
 class LSTMConfig(ModelConfig):
@@ -27,8 +27,8 @@ class LSTMConfig(ModelConfig):
     name: ClassVar[str] = "lstm"
     description: ClassVar[str] = "unidirectional multi-layer LSTM with tied byte read-out"
 
-    layers: PositiveInt = Field(6, description="stacked LSTM layers")
-    channels: PositiveInt = Field(64, description="embedding width = hidden size")
+    layers: int = Field(6, gt=0, le=MAX_LAYERS, description="stacked LSTM layers")
+    channels: int = Field(64, gt=0, le=MAX_WIDTH, description="embedding width = hidden size")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout between LSTM layers (not after the last)")
 
     def build(self, shape: TaskShape) -> LSTMModel:

@@ -22,10 +22,10 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape
+from selcopy.models.base import MAX_LAYERS, MAX_WIDTH, ByteEmbedding, ModelConfig, TaskShape
 from selcopy.models.scan import SCANS
 
 
@@ -35,11 +35,12 @@ class MambaConfig(ModelConfig):
     name: ClassVar[str] = "mamba"
     description: ClassVar[str] = "Mamba (selective state space) blocks in pure PyTorch, tied byte read-out"
 
-    layers: PositiveInt = Field(6, description="residual Mamba blocks")
-    d_model: PositiveInt = Field(32, description="embedding width D")
-    d_state: PositiveInt = Field(16, description="SSM state size N per channel")
-    expand: PositiveInt = Field(2, description="inner width E = expand * d_model")
-    d_conv: PositiveInt = Field(4, description="kernel of the causal depthwise conv before the SSM")
+    # The paper's: d_state 16, expand 2, d_conv 4. The scan keeps E x N floats per position and layer.
+    layers: int = Field(6, gt=0, le=MAX_LAYERS, description="residual Mamba blocks")
+    d_model: int = Field(32, gt=0, le=MAX_WIDTH, description="embedding width D")
+    d_state: int = Field(16, gt=0, le=1_024, description="SSM state size N per channel")
+    expand: int = Field(2, gt=0, le=16, description="inner width E = expand * d_model")
+    d_conv: int = Field(4, gt=0, le=1_024, description="kernel of the causal depthwise conv before the SSM")
     scan: Literal["parallel", "sequential"] = Field(
         "parallel", description="scan implementation (same maths): chunked parallel or step by step"
     )
@@ -58,6 +59,14 @@ class MambaConfig(ModelConfig):
 
     def build(self, shape: TaskShape) -> MambaModel:
         return MambaModel(self, shape)
+
+    def position_floats(self, training: bool = True) -> int:
+        """Measured: while training the scan keeps ~4 E x N floats per position and layer, without
+        gradients ~E x N; the block ~12 E + 8 D more."""
+        block = 12 * self.d_inner + 8 * self.d_model
+        if training:
+            return self.layers * (4 * self.d_inner * self.d_state + block)
+        return self.d_inner * self.d_state + block
 
 
 class RMSNorm(nn.Module):

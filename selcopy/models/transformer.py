@@ -15,10 +15,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
-from selcopy.models.base import ByteEmbedding, ModelConfig, TaskShape, sinusoidal_positions
+from selcopy.models.base import (
+    MAX_INNER,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    ByteEmbedding,
+    ModelConfig,
+    TaskShape,
+    sinusoidal_positions,
+)
 
 
 class TransformerConfig(ModelConfig):
@@ -27,10 +35,10 @@ class TransformerConfig(ModelConfig):
     name: ClassVar[str] = "transformer"
     description: ClassVar[str] = "bidirectional pre-norm Transformer encoder with sinusoidal positions"
 
-    layers: PositiveInt = Field(2, description="encoder layers")
-    channels: PositiveInt = Field(64, description="model width")
-    heads: PositiveInt = Field(4, description="attention heads per layer; must divide channels")
-    feedforward: PositiveInt = Field(256, description="hidden width of each layer's feed-forward block")
+    layers: int = Field(2, gt=0, le=MAX_LAYERS, description="encoder layers")
+    channels: int = Field(64, gt=0, le=MAX_WIDTH, description="model width")
+    heads: int = Field(4, gt=0, le=MAX_WIDTH, description="attention heads per layer; must divide channels")
+    feedforward: int = Field(256, gt=0, le=MAX_INNER, description="hidden width of each layer's feed-forward block")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout inside the encoder layers")
 
     @model_validator(mode="after")
@@ -41,6 +49,11 @@ class TransformerConfig(ModelConfig):
 
     def build(self, shape: TaskShape) -> TransformerModel:
         return TransformerModel(self, shape)
+
+    def position_floats(self, training: bool = True) -> int:
+        """Measured: a layer keeps ~12 C + 2 x feedforward floats per position (torch's attention
+        kernel keeps no L x L weights)."""
+        return (self.layers if training else 1) * (12 * self.channels + 2 * self.feedforward)
 
 
 class TransformerModel(nn.Module):

@@ -39,14 +39,16 @@ IntRange = Annotated[tuple[int, int], BeforeValidator(_as_range)]
 def check_range(
     name: str, value: tuple[int, int], lo: int, hi: int | None = None, hi_name: str = ""
 ) -> tuple[int, int]:
-    """`hi_name` says where an upper bound comes from (`num_items`)."""
+    """`hi_name` says where an upper bound comes from (`num_items`); `name` starts the message
+    (none in a field's own validator, whose error pydantic places at the field)."""
+    prefix = f"{name}: " if name else ""
     if value[0] > value[1]:
-        raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo > hi")
+        raise ValueError(f"{prefix}range has lo > hi, got [{value[0]}, {value[1]}]")
     if value[0] < lo:
-        raise ValueError(f"{name}: must be at least {lo}, got {value[0]}")
+        raise ValueError(f"{prefix}must be at least {lo:,}, got {value[0]}")
     if hi is not None and value[1] > hi:
-        bound = f"{hi_name} ({hi})" if hi_name else str(hi)
-        raise ValueError(f"{name}: must be at most {bound}, got {value[1]}")
+        bound = f"{hi_name} ({hi})" if hi_name else f"{hi:,}"
+        raise ValueError(f"{prefix}must be at most {bound}, got {value[1]}")
     return value
 
 
@@ -187,6 +189,12 @@ class Task(ABC):
     @abstractmethod
     def max_length(self) -> int:
         """The longest text this configuration can produce."""
+
+    def draw_bytes(self) -> int:
+        """Bytes one sample takes at the peak of drawing a batch (its tensors and the generator's
+        working ones): an estimate for the memory check before a draw, here 16 per byte of the
+        longest text; a generator that needs more says so."""
+        return 16 * self.max_length()
 
     @abstractmethod
     def check(self, line: str) -> None:

@@ -24,6 +24,9 @@ from selcopy.vocab import MASK
 LETTERS = string.ascii_uppercase
 OPERATORS = (">", "-", "+")  # kind codes 0, 1, 2 in the generator
 MAX_LETTERS = len(LETTERS)  # where op values start in the question key, whatever the width
+MAX_OPERATIONS = 1_000  # the article's programs have up to 8; a text grows ~4 bytes per operation, and drawing
+#   one ~35 bytes per operation and sample: 10,000 programs of 1,000 operations take ~0.4 GB and ~8 s to draw
+MAX_WEIGHT = 1e6  # operator weights are relative: only their ratios count, and float32 sums of huge ones overflow
 
 
 def _parse_operators(value):
@@ -53,6 +56,11 @@ class ProgramConfig(TaskConfig):
     def _parse(cls, v):
         return _parse_operators(v)
 
+    @field_validator("num_operations")
+    @classmethod
+    def _operations(cls, v: tuple[int, int]) -> tuple[int, int]:
+        return check_range("", v, 1, MAX_OPERATIONS)
+
     @field_validator("num_items")
     @classmethod
     def _items(cls, v: int) -> int:
@@ -68,12 +76,14 @@ class ProgramConfig(TaskConfig):
             raise ValueError(f"unknown operator {unknown[0]!r}; known: {' '.join(OPERATORS)}")
         if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
             raise ValueError("weights must be >= 0 with at least one > 0")
+        if max(v.values()) > MAX_WEIGHT:
+            raise ValueError(f"weights must be at most {MAX_WEIGHT:,.0f} (only their ratios count), "
+                             f"got {max(v.values())}")
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ProgramConfig:
         check_range("input_length", self.input_length, 1, self.num_items, "num_items")
-        check_range("num_operations", self.num_operations, 1)
         w = self.weights
         if w[1] == 0 and (w[0] == 0 or self.input_length[0] < 2):
             raise ValueError(
@@ -104,6 +114,11 @@ class ProgramTask(Task):
         op_chars = 5 if cfg.input_length[1] >= 10 else 3  # "12>13" / "1>2"; a sign op is never longer
         ops = cfg.num_operations[1]
         return 2 * cfg.input_length[1] + 2 + ops * op_chars + (ops - 1)
+
+    def draw_bytes(self) -> int:
+        """Measured: 0.5 kB a sample at the peak of a draw of the article's programs, ~8.5 bytes per
+        byte of the text for long ones (the draws and op keys of every step, and the text)."""
+        return 8 * self.max_length() + 256
 
     def sample_batch(self, count: int, generator: torch.Generator) -> Batch:
         cfg = self.config

@@ -14,6 +14,16 @@ from selcopy.errors import SelcopyError
 from selcopy.tasks.base import Batch, Task
 
 MAX_ROUNDS = 100
+MAX_SAMPLES = 10_000_000  # in one set or epoch, drawn and held whole (the article's: 10,000 and 100,000); more
+#   is a typo, and 10^7 samples of even the shortest texts take GBs
+
+
+def check_count(count: int, what: str = "sample count") -> int:
+    """`count` if it is a number of samples one draw may hold, else a one-line SelcopyError."""
+    if not 1 <= count <= MAX_SAMPLES:
+        bound = "positive" if count < 1 else f"at most {MAX_SAMPLES:,}"
+        raise SelcopyError(f"{what}: must be {bound}, got {count}")
+    return count
 
 
 def unique_samples(
@@ -24,8 +34,7 @@ def unique_samples(
     exclude: sorted int64 keys. Draws in rounds until enough distinct questions were found;
     a setting with fewer distinct questions than `count` is an error, not an endless loop.
     """
-    if count < 1:
-        raise SelcopyError(f"sample count must be positive, got {count}")
+    check_count(count)
     parts: list[Batch] = []
     seen = [exclude] if exclude is not None else []  # sorted key tensors
     have, draw = 0, count + count // 32 + 16

@@ -27,9 +27,11 @@ def test_the_shipped_files_are_found():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_a_shipped_file_loads_and_its_data_can_be_drawn(path):
+    """Within every setting's limits, and each run within a laptop's memory (8 GB, as estimated)."""
     experiment = load_experiment(path)
     assert experiment.runs
     experiment.check_data()
+    assert max(estimate.total for estimate in experiment.estimates.values()) < 8 * 10**9
 
 
 @pytest.mark.parametrize("trials, base, where", [

@@ -1,0 +1,381 @@
+"""`ray`: every run of a grid a Ray task on whatever node of a Ray cluster has room, the run store
+staying on this machine (`selcopy run FILE --executor ray [--address auto|HOST:PORT]`).
+
+    this command (the driver)                     a Ray worker, any node
+    settles skips and refusals, locks each run
+    submits the run: threads CPUs, a GPU share ─► asks for its start: "resume"
+    reads the newest good checkpoint the store ◄─
+    holds, cuts the log back to it, answers ───► trains from it, in memory (no files there)
+                                               ◄─ at each validation: its metrics line, example
+    writes them as a local run does, answers ──►  image and checkpoint (bytes); waits for the answer
+    writes result.json, unlocks the run       ◄─ returns: best validation, device, threads
+
+Only this process writes the store, so no node needs a shared file system and the run's lock
+(`RunStore.lock`, held here while the run is out) holds across machines. Workers reach this
+process through `Post`, an actor on this node. A worker waits for its validation to be stored
+before it trains on, so a worker or node that dies costs at most the work since the run's last
+checkpoint: Ray runs the task again (`RETRIES`) on any node with room, it asks for its start
+again and resumes from what the store holds, and ends with the numbers of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+import signal
+import threading
+import traceback
+from typing import Any
+
+import torch
+
+import selcopy
+from selcopy.errors import SelcopyError
+from selcopy.experiments.executors.base import Executor, Outcome, RunJob
+from selcopy.experiments.recorder import THREADS, Recorder, Validation, record_failure, write_finished
+from selcopy.experiments.runner import check_run, move_aside, resume_state, run_threads, start_process
+from selcopy.experiments.spec import RunSpec
+from selcopy.experiments.store import RunBusy, RunStore
+from selcopy.train import checkpoint
+from selcopy.train.device import pick_device
+from selcopy.train.loop import Trainer
+
+RETRIES = 3  # Ray runs a task again this many times when its worker process or node dies
+WORKER_MODULE = __name__  # what a worker imports to train a run
+POLL_S = 0.2  # the longest the driver waits for the workers' requests before it looks at ended tasks
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SelcopyError("--executor ray: Ray is not installed; pip install 'selcopy[ray]'") from None
+    return ray
+
+
+def versions() -> dict[str, str]:
+    """What a worker must have as the driver has it: the numbers of a run depend on both."""
+    return {"selcopy": selcopy.__version__, "torch": torch.__version__}
+
+
+class WorkerMismatch(SelcopyError):
+    """A worker's node has another selcopy or torch than the driver."""
+
+
+class Ray(Executor):
+    name = "ray"
+    description = "every run a Ray task on whatever node of a Ray cluster has room; the store stays here"
+    local = False
+
+    def __init__(self, grid: Any, jobs: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
+                 device: str = "auto"):
+        super().__init__(grid, jobs)
+        self.address, self.gpus, self.device = address, gpus_per_run, device
+        self.threads = grid.threads or 1
+
+    @classmethod
+    def options(cls, args: Any) -> dict[str, Any]:
+        import_ray()
+        if args.gpus_per_run < 0:
+            raise SelcopyError(f"--gpus-per-run {args.gpus_per_run:g}: a share of a GPU is 0 or more, e.g. 0.25")
+        if args.jobs > 1:
+            raise SelcopyError("--jobs: not with --executor ray, which runs as many runs as the cluster has room for")
+        return {"address": args.address, "gpus_per_run": args.gpus_per_run, "device": args.device}
+
+    def run(self, runs: list[RunJob]) -> list[Outcome]:
+        ray = import_ray()
+        failed, todo = set(), []
+        for job in runs:  # skips and refusals are settled here, before anything is sent
+            checked, _ = check_run(job.spec, RunStore(self.grid.root, job.spec.name), self.grid.skip_existing,
+                                   self.grid.log, job.prefix)
+            if checked is None:
+                todo.append(job)
+            elif not checked:
+                failed.add(job.spec.name)
+        if todo:
+            joined = ray.is_initialized()  # a caller's connection is left as it was
+            if not joined:
+                self._connect(ray)
+            try:
+                failed |= Driver(ray, self).run(todo)
+            finally:
+                if not joined:
+                    ray.shutdown()
+        return [Outcome(job.spec.name, job.spec.name not in failed) for job in runs]
+
+    def _connect(self, ray: Any) -> None:
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        try:
+            if self.address is None:  # a Ray of its own on this machine, for this command
+                ray.init(include_dashboard=False, **quiet)
+            else:
+                ray.init(address=self.address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = f"--address {self.address}" if self.address else "--executor ray"
+            raise SelcopyError(f"{where}: cannot start or reach Ray: {str(error).splitlines()[0]}") from None
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        cpus, gpus = (max((node.get(key, 0) for node in nodes), default=0) for key in ("CPU", "GPU"))
+        if cpus < self.threads or gpus < self.gpus:
+            ray.shutdown()
+            asked = f"{self.threads} CPUs" + f" and {self.gpus:g} GPU" * bool(self.gpus)
+            raise SelcopyError(f"--threads {self.threads}: each run asks Ray for {asked}; the largest node of the "
+                               f"cluster has {cpus:g} CPUs and {gpus:g} GPUs")
+        total = ray.cluster_resources()
+        self.grid.log(f"Ray: {len(nodes)} node{'s' * (len(nodes) != 1)}, {total.get('CPU', 0):g} CPUs, "
+                      f"{total.get('GPU', 0):g} GPUs; each run asks for {self.threads} CPU"
+                      + f" and {self.gpus:g} GPU" * bool(self.gpus))
+
+
+@dataclasses.dataclass
+class Out:
+    """A run out on the cluster: its task, the lock held for it, the recorder of its current attempt."""
+
+    job: RunJob
+    store: RunStore
+    lock: contextlib.ExitStack
+    ref: Any = None
+    attempt: int = 0
+    recorder: Recorder | None = None
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)  # node, host and pid of the attempt
+
+    def say(self, log: Any, message: str) -> None:
+        log(f"{self.job.prefix}: {message}")
+
+
+class Driver:
+    """One `Ray.run`: locks and submits the runs, answers their workers, records how each ended."""
+
+    def __init__(self, ray: Any, executor: Ray):
+        self.ray, self.executor, self.grid = ray, executor, executor.grid
+        self.out: dict[str, Out] = {}
+        self.failed: set[str] = set()
+
+    def run(self, todo: list[RunJob]) -> set[str]:
+        ray = self.ray
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
+        self.post = ray.remote(Post).options(num_cpus=0, scheduling_strategy=here).remote()
+        self.task = ray.remote(entry_point())
+        terminated = None
+        if threading.current_thread() is threading.main_thread():  # stopped from outside: cancel the tasks first
+            terminated = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            for job in todo:
+                self._submit(job)
+            while self.out:
+                for request in ray.get(self.post.collect.remote(POLL_S)):
+                    self._answer(*request)
+                ended, _ = ray.wait([out.ref for out in self.out.values()], num_returns=len(self.out), timeout=0)
+                for out in [out for out in self.out.values() if out.ref in ended]:
+                    self._ended(out)
+        finally:
+            if terminated is not None:
+                signal.signal(signal.SIGTERM, terminated)
+            for out in list(self.out.values()):  # Ctrl-C or an error here: every task stops, the store resumes
+                with contextlib.suppress(Exception):
+                    ray.cancel(out.ref, force=True)
+                self._release(out)
+            with contextlib.suppress(Exception):
+                ray.kill(self.post)
+        return self.failed
+
+    def _submit(self, job: RunJob) -> None:
+        """Lock the run, check it again under the lock, and send it to the cluster."""
+        spec, store, log = job.spec, RunStore(self.grid.root, job.spec.name), self.grid.log
+        out = Out(job, store, contextlib.ExitStack())
+        try:
+            out.lock.enter_context(store.lock())
+        except RunBusy as error:
+            log(f"{job.prefix}: failed: {error}")
+            self.failed.add(spec.name)
+            return
+        self.out[spec.name] = out  # from here on, an interrupt releases it
+        checked, other = check_run(spec, store, self.grid.skip_existing, log, job.prefix)  # it may have changed
+        if checked is not None:
+            self.failed.update([spec.name] * (not checked))
+            self._release(out)
+            return
+        try:
+            move_aside(store, other, log, job.prefix)
+            state = checkpoint.load_newest(store.checkpoints, warn=lambda message: None)  # said when it resumes
+        except Exception as error:
+            self._fail(out, f"{type(error).__name__}: {error}", traceback.format_exc())
+            return
+        threads = int(state.get(THREADS) or 0) if state else 0  # a run resumes with the count it trained with
+        threads = threads or self.executor.threads
+        out.ref = self.task.options(num_cpus=threads, num_gpus=self.executor.gpus, max_retries=RETRIES,
+                                    retry_exceptions=False, name=spec.name).remote(
+            WORKER_MODULE, versions(), self.post, spec.name, dataclasses.asdict(spec), self.executor.device, threads)
+
+    def _answer(self, number: int, run: str, attempt: int, kind: str, payload: Any) -> None:
+        """A worker's request: its start, a validation to store, a line to log."""
+        out = self.out.get(run)
+        if out is None or kind != "resume" and attempt != out.attempt:  # ended, or an attempt Ray gave up on
+            self.post.answer.remote(number, None)
+            return
+        try:
+            if kind == "resume":
+                answer = self._resume(out, payload)
+            elif kind == "validation":
+                answer = self._validated(out, payload)
+            else:
+                out.say(self.grid.log, payload)
+                answer = True
+        except Exception as error:  # the store refused (a full disk, a folder moved away): the run fails
+            self.post.answer.remote(number, None)
+            self._fail(out, f"{type(error).__name__}: {error}", traceback.format_exc())
+            return
+        self.post.answer.remote(number, answer)
+
+    def _resume(self, out: Out, where: dict[str, Any]) -> tuple[int, bytes | None]:
+        """An attempt starts: the newest checkpoint the store holds (None: from the start), as bytes."""
+        said = lambda message: out.say(self.grid.log, message)  # noqa: E731
+        out.attempt += 1
+        out.where = where
+        if out.recorder is not None:
+            out.recorder.close()
+        state = resume_state(out.job.spec, out.store, said)
+        inputs = int(state["inputs"]) if state else 0
+        out.recorder = Recorder(out.store, inputs, said, self.grid.every_example)
+        again = f", attempt {out.attempt} of {RETRIES + 1}" if out.attempt > 1 else ""
+        said(f"{f'resuming at {inputs:,} inputs' if state else 'started'} on {where['host']}{again}")
+        return out.attempt, checkpoint.encode(state) if state else None
+
+    def _validated(self, out: Out, validation: Validation) -> bool:
+        """Store a validation as a local run does; the worker trains on once this returns."""
+        out.recorder.write(validation)
+        return True
+
+    def _ended(self, out: Out) -> None:
+        ray, spec = self.ray, out.job.spec
+        try:
+            ended = ray.get(out.ref)
+        except ray.exceptions.RayTaskError as error:  # raised by the run's own code on the worker
+            cause = error.cause
+            known = isinstance(cause, (WorkerMismatch, ImportError))
+            self._fail(out, str(cause) if known else f"{type(cause).__name__}: {cause}", str(error))
+            return
+        except ray.exceptions.RayError as error:  # its worker or node died once more than Ray retries
+            reason = f"its Ray worker died {RETRIES + 1} times; the last time: {str(error).splitlines()[0]}"
+            self._fail(out, reason, str(error))
+            return
+        try:
+            result = write_finished(spec, out.store, ended["best"], ended["device"], ended["threads"],
+                                    ended["precision"])
+        except Exception as error:
+            self._fail(out, f"{type(error).__name__}: {error}", traceback.format_exc())
+            return
+        final = result["metrics"]
+        out.say(self.grid.log, f"validation sample error {final['validation_sample_error%']:.3f}% "
+                               f"({final['throughput']:,.0f} inputs/s)")
+        self._release(out)
+
+    def _fail(self, out: Out, reason: str, trace: str) -> None:
+        where = f" (on {out.where['host']})" if out.where else ""
+        out.say(self.grid.log, f"failed: {reason}{where}")
+        with contextlib.suppress(Exception):
+            self.ray.cancel(out.ref, force=True)
+        record_failure(out.store, out.job.spec, reason + where, trace, self.grid.log, out.job.prefix)
+        self.failed.add(out.job.spec.name)
+        self._release(out)
+
+    def _release(self, out: Out) -> None:
+        if out.recorder is not None:
+            out.recorder.close()
+        out.lock.close()
+        self.out.pop(out.job.spec.name, None)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class Post:
+    """The driver's mailbox, an actor on the driver's node: a worker's request waits here until the
+    driver has collected it and answered."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.numbers = itertools.count()
+
+    async def send(self, run: str, attempt: int, kind: str, payload: Any) -> Any:
+        number = next(self.numbers)
+        self.waiting[number] = asyncio.get_running_loop().create_future()
+        self.inbox.put_nowait((number, run, attempt, kind, payload))
+        try:
+            return await self.waiting[number]
+        finally:
+            self.waiting.pop(number, None)
+
+    async def collect(self, timeout: float) -> list[tuple]:
+        """The requests waiting, as soon as there is one, or none after `timeout` seconds."""
+        try:
+            requests = [await asyncio.wait_for(self.inbox.get(), timeout)]
+        except asyncio.TimeoutError:
+            return []
+        while not self.inbox.empty():
+            requests.append(self.inbox.get_nowait())
+        return requests
+
+    async def answer(self, number: int, value: Any) -> None:
+        future = self.waiting.get(number)
+        if future is not None and not future.done():
+            future.set_result(value)
+
+
+def entry_point() -> Any:
+    """The function Ray runs for a run, sent by value: it names nothing of selcopy, so that a node
+    that cannot import selcopy fails the run in one line that says so."""
+
+    def selcopy_run(module: str, wanted: dict[str, str], *args: Any) -> dict[str, Any]:
+        import importlib
+        import socket
+
+        try:
+            worker = importlib.import_module(module)
+        except ImportError as error:
+            needs = " and ".join(f"{name} {version}" for name, version in wanted.items())
+            raise ImportError(f"node {socket.gethostname()} cannot import selcopy ({error}): install {needs} "
+                              "there, as on the driver") from None
+        return worker.train_on_worker(wanted, *args)
+
+    return selcopy_run
+
+
+def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str, Any], device_name: str,
+                    threads: int) -> dict[str, Any]:
+    """Train one run on this worker, from the start the driver answers, reporting every validation."""
+    import ray
+
+    where = {"host": ray.util.get_node_ip_address(), "node": ray.get_runtime_context().get_node_id(),
+             "pid": os.getpid()}
+    have = versions()
+    if have != wanted:
+        differ = ", ".join(f"{name} {have[name]}, not {wanted[name]}" for name in wanted if have[name] != wanted[name])
+        raise WorkerMismatch(f"node {where['host']} has {differ} as on the driver: install the driver's versions there")
+    attempt = 0
+
+    def send(kind: str, payload: Any) -> Any:
+        answer = ray.get(post.send.remote(run, attempt, kind, payload))
+        if answer is None:
+            raise RuntimeError("the driver no longer takes this attempt's reports")
+        return answer
+
+    attempt, data = send("resume", where)
+    state = checkpoint.decode(data, f"{run}'s checkpoint") if data is not None else None
+    spec = RunSpec(**spec)
+    device = pick_device(device_name)
+    start_process(device, threads)
+    with run_threads(state, lambda message: send("log", message)):
+        trainer = Trainer(spec.build_model(), spec.build_split(), spec.train_config(), spec.seed, device)
+        if state is not None:
+            trainer.load_state_dict(state)
+        trainer.on_validation = lambda at, metrics: send("validation", Validation.of(at, metrics))
+        trainer.fit()
+        return {"best": trainer.best, "device": str(device), "threads": torch.get_num_threads(),
+                "precision": trainer.config.precision}

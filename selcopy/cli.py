@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train this many runs at once, each in a process of its own (default: 1)")
     p.add_argument("--executor", choices=["serial", "processes", "ray"], help="where runs train (default: processes "
                    "with --jobs N > 1, else serial); ray: each a Ray task on a cluster's nodes, the store here")
-    p.add_argument("--address", help="with --executor ray: a running Ray cluster, auto or HEAD:6379 (default: new)")
-    p.add_argument("--gpus-per-run", type=float, default=0, metavar="G", help="with --executor ray: e.g. 0.25")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster's, auto or HEAD:6379")
+    p.add_argument("--gpus-per-run", type=float, default=0, metavar="G",
+                   help="with --executor ray: the GPUs each run asks for, e.g. 0.25 (default: 0)")
     p.add_argument("--every-example", action="store_true",
                    help="keep every validation's example image (default: the latest and the best)")
     p.set_defaults(func=cmd_run)

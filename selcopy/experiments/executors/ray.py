@@ -27,6 +27,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import threading
 import traceback
 from typing import Any
@@ -109,14 +110,18 @@ class Ray(Executor):
 
     def _connect(self, ray: Any) -> None:
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        where = f"--address {self.address}" if self.address else "--executor ray"
         try:
             if self.address is None:  # a Ray of its own on this machine, for this command
                 ray.init(include_dashboard=False, **quiet)
             else:
+                _answers(self.address)
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            where = f"--address {self.address}" if self.address else "--executor ray"
             raise SelcopyError(f"{where}: cannot start or reach Ray: {str(error).splitlines()[0]}") from None
+        except OSError as error:
+            raise SelcopyError(f"{where}: nothing answers there ({error.strerror or error}); is the cluster's "
+                               "head started (`ray start --head`)?") from None
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         cpus, gpus = (max((node.get(key, 0) for node in nodes), default=0) for key in ("CPU", "GPU"))
         if cpus < self.threads or gpus < self.gpus:
@@ -288,6 +293,13 @@ class Driver:
             out.recorder.close()
         out.lock.close()
         self.out.pop(out.job.spec.name, None)
+
+
+def _answers(address: str) -> None:
+    """OSError unless something takes connections at a HOST:PORT address (Ray would try for minutes)."""
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        socket.create_connection((host, int(port)), timeout=10).close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,8 +1,10 @@
 """What a run leaves in its folder: the trainer's reports as it trains, and its outcome.
 
-The trainer knows nothing about files; `Recorder.validated` is its `on_validation` hook. The
-outcome of a run (`result.json`) is written by `finish` or `record_failure`, by whichever
-process trains the run or, for a job that died, by the one that started it.
+The trainer knows nothing about files; `Recorder.validated` is its `on_validation` hook. On a
+Ray cluster the trainer's process makes a `Validation` (bytes) and the driver, which alone
+writes the store, hands it to `Recorder.write`. The outcome of a run (`result.json`) is written
+by `finish` or `record_failure`, by whichever process trains the run or, for a job that died
+or a run on a cluster, by the one that started it.
 """
 
 from __future__ import annotations

@@ -35,15 +35,17 @@ pytestmark = [pytest.mark.ray, pytest.mark.skipif(not Path("/proc/self/environ")
 
 
 def ray_processes(marker: str) -> list[int]:
-    """Live processes started with `RAY_TMPDIR=marker` in their environment: the cluster's, wherever
-    they were reparented (a zombie has no environment left)."""
+    """Live Ray processes started with `RAY_TMPDIR=marker` in their environment: the cluster's,
+    wherever they were reparented (a zombie has no environment left)."""
     found = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if f"RAY_TMPDIR={marker}".encode() in environ.read_bytes().split(b"\0"):
-                found.append(int(environ.parent.name))
+            ours = f"RAY_TMPDIR={marker}".encode() in environ.read_bytes().split(b"\0")
+            command = (environ.parent / "cmdline").read_bytes()
         except OSError:
             continue
+        if ours and (b"ray::" in command or b"/ray/" in command):  # Ray's, not e.g. multiprocessing's
+            found.append(int(environ.parent.name))
     return found
 
 
@@ -270,6 +272,24 @@ def test_the_command_holds_its_runs_and_ctrl_c_stops_every_task(cluster, tmp_pat
         store = RunStore(runs, run)
         assert not store.finished() and not list(store.folder.rglob(".*.tmp-*"))
         assert checkpoint.load_newest(store.checkpoints, warn=pytest.fail)["inputs"] >= 1280
+
+
+def test_the_overhead_benchmark_measures_on_a_cluster(cluster, monkeypatch):
+    """`benchmarks/ray_overhead.py` keeps its JSON contract (its figures are not tested)."""
+    import importlib.util
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds benchmarks/ to it
+    for name in ("ray_overhead", "throughput", "datagen"):  # and imports its neighbours as top-level modules
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    path = Path(__file__).parents[2] / "benchmarks" / "ray_overhead.py"
+    spec = importlib.util.spec_from_file_location("ray_overhead", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ray_overhead", benchmark)  # its spawned process imports it again
+    spec.loader.exec_module(benchmark)
+    row = benchmark.measure("conv6", validations=2, starts=1, address=cluster.address)
+    assert row["checkpoint_bytes"] > 2_000_000 and row["image_bytes"] > 0 and row["ray_start_s"] > 0
+    assert set(row["run_start_s"]) == {"ray_cold", "ray_warm", "spawn"}
+    assert all(value > 0 for value in [*row["run_start_s"].values(), *row["transfer_s"].values()])
 
 
 def test_no_ray_process_is_left_behind(cluster):

@@ -198,14 +198,25 @@ def test_a_worker_or_node_that_dies_costs_only_the_work_since_the_last_checkpoin
     assert_same_runs(runs, serial)
 
 
-def test_a_run_that_another_command_holds_fails_in_one_line(cluster, tmp_path, capsys):
+def test_runs_that_cannot_go_out_fail_in_one_line_each(cluster, tmp_path, capsys):
+    """One run is held by another command; the other trained with 2 threads, more CPUs than any node has
+    (Ray would wait for such a node for ever). Neither is sent."""
+    from selcopy.experiments import load_experiment
+
     runs = tmp_path / "runs"
+    spec = load_experiment(TINY).runs[1]
+    store = RunStore(runs, spec.name)
+    store.write_config(spec.config_dict())
+    checkpoint.save(store.checkpoints / "latest.pt", {"inputs": 640, "threads": 2})
     with RunStore(runs, "tiny/trial-1").lock():  # as a second command on the same grid sees the first
         assert main(on_ray(cluster, runs)) == 1
-    err = capsys.readouterr().err
-    busy = [line for line in err.splitlines() if "another selcopy process is working on this run" in line]
-    assert len(busy) == 1 and busy[0].startswith("[1/2] tiny/trial-1: failed: "), err
-    assert RunStore(runs, "tiny/trial-2").finished() and not RunStore(runs, "tiny/trial-1").trained()
+    failed = [line for line in capsys.readouterr().err.splitlines() if ": failed: " in line]
+    assert len(failed) == 2, failed
+    assert failed[0].startswith("[1/2] tiny/trial-1: failed: ") and "another selcopy process is working on this " \
+        "run" in failed[0]
+    assert failed[1] == ("[2/2] tiny/trial-2: failed: it trained with 2 torch threads, and no node of the cluster has "
+                         "2 CPUs (the largest: 1): resume it where one has, or move its folder away to start over")
+    assert not RunStore(runs, "tiny/trial-1").trained() and store.result()["status"] == "failed"
 
 
 def test_a_worker_with_other_versions_or_without_selcopy_fails_its_runs_in_one_line(cluster, tmp_path, monkeypatch,

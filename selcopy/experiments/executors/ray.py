@@ -77,6 +77,7 @@ class Ray(Executor):
         super().__init__(grid, jobs)
         self.address, self.gpus, self.device = address, gpus_per_run, device
         self.threads = grid.threads or 1
+        self.largest = float("inf")  # CPUs of the cluster's largest node, once connected
 
     @classmethod
     def options(cls, args: Any) -> dict[str, Any]:
@@ -102,6 +103,7 @@ class Ray(Executor):
             if not joined:
                 self._connect(ray)
             try:
+                self._survey(ray)
                 failed |= Driver(ray, self).run(todo)
             finally:
                 if not joined:
@@ -122,10 +124,13 @@ class Ray(Executor):
         except OSError as error:
             raise SelcopyError(f"{where}: nothing answers there ({error.strerror or error}); is the cluster's "
                                "head started (`ray start --head`)?") from None
+
+    def _survey(self, ray: Any) -> None:
+        """Say what the cluster has; SelcopyError if no node can take a run as asked."""
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         cpus, gpus = (max((node.get(key, 0) for node in nodes), default=0) for key in ("CPU", "GPU"))
+        self.largest = cpus  # the most CPUs a run can ask for
         if cpus < self.threads or gpus < self.gpus:
-            ray.shutdown()
             asked = f"{self.threads} CPUs" + f" and {self.gpus:g} GPU" * bool(self.gpus)
             raise SelcopyError(f"--threads {self.threads}: each run asks Ray for {asked}; the largest node of the "
                                f"cluster has {cpus:g} CPUs and {gpus:g} GPUs")
@@ -212,6 +217,11 @@ class Driver:
             return
         threads = int(state.get(THREADS) or 0) if state else 0  # a run resumes with the count it trained with
         threads = threads or self.executor.threads
+        if threads > self.executor.largest:  # Ray would wait for such a node for ever
+            self._fail(out, f"it trained with {threads} torch threads, and no node of the cluster has {threads} CPUs "
+                            f"(the largest: {self.executor.largest:g}): resume it where one has, or move its folder "
+                            "away to start over", "")
+            return
         out.ref = self.task.options(num_cpus=threads, num_gpus=self.executor.gpus, max_retries=RETRIES,
                                     retry_exceptions=False, name=spec.name).remote(
             WORKER_MODULE, versions(), self.post, spec.name, dataclasses.asdict(spec), self.executor.device, threads)

@@ -38,7 +38,7 @@ import selcopy
 from selcopy.errors import SelcopyError
 from selcopy.experiments.executors.base import Executor, Outcome, RunJob
 from selcopy.experiments.recorder import THREADS, Recorder, Validation, record_failure, write_finished
-from selcopy.experiments.runner import check_run, move_aside, resume_state, run_threads, start_process
+from selcopy.experiments.runner import GridSettings, check_run, move_aside, resume_state, run_threads, start_process
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunBusy, RunStore
 from selcopy.train import checkpoint
@@ -72,7 +72,7 @@ class Ray(Executor):
     description = "every run a Ray task on whatever node of a Ray cluster has room; the store stays here"
     local = False
 
-    def __init__(self, grid: Any, jobs: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
+    def __init__(self, grid: GridSettings, jobs: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
                  device: str = "auto"):
         super().__init__(grid, jobs)
         self.address, self.gpus, self.device = address, gpus_per_run, device
@@ -130,14 +130,14 @@ class Ray(Executor):
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         cpus, gpus = (max((node.get(key, 0) for node in nodes), default=0) for key in ("CPU", "GPU"))
         self.largest = cpus  # the most CPUs a run can ask for
+        asked = f"{self.threads} CPU{'s' * (self.threads != 1)}" + f" and {self.gpus:g} GPU" * bool(self.gpus)
         if cpus < self.threads or gpus < self.gpus:
-            asked = f"{self.threads} CPUs" + f" and {self.gpus:g} GPU" * bool(self.gpus)
-            raise SelcopyError(f"--threads {self.threads}: each run asks Ray for {asked}; the largest node of the "
-                               f"cluster has {cpus:g} CPUs and {gpus:g} GPUs")
+            flags = f"--threads {self.threads}" + f" --gpus-per-run {self.gpus:g}" * bool(self.gpus)
+            raise SelcopyError(f"{flags}: each run asks Ray for {asked}; the largest node of the cluster has "
+                               f"{cpus:g} CPUs and {gpus:g} GPUs")
         total = ray.cluster_resources()
         self.grid.log(f"Ray: {len(nodes)} node{'s' * (len(nodes) != 1)}, {total.get('CPU', 0):g} CPUs, "
-                      f"{total.get('GPU', 0):g} GPUs; each run asks for {self.threads} CPU"
-                      + f" and {self.gpus:g} GPU" * bool(self.gpus))
+                      f"{total.get('GPU', 0):g} GPUs; each run asks for {asked}")
 
 
 @dataclasses.dataclass

@@ -153,17 +153,39 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
             if tag not in TIMES}
 
 
-def test_a_grid_on_two_nodes_ends_as_with_the_serial_executor(cluster, serial, tmp_path, capsys):
+def test_a_grid_on_two_nodes_ends_as_with_the_serial_executor(cluster, serial, tmp_path, monkeypatch, capsys):
+    """Three runs on two 1-CPU nodes: never more than two train at once (a run waiting for the driver
+    keeps its CPU), and the two the serial executor also trained end exactly as there."""
+    from selcopy.experiments.executors.ray import Driver
+
+    training: set[str] = set()
+    at_once: list[int] = []
+    resume, release = Driver._resume, Driver._release
+
+    def resumed(self, out, where):
+        training.add(out.job.spec.name)
+        at_once.append(len(training))
+        return resume(self, out, where)
+
+    def released(self, out):
+        training.discard(out.job.spec.name)
+        release(self, out)
+
+    monkeypatch.setattr(Driver, "_resume", resumed)
+    monkeypatch.setattr(Driver, "_release", released)
+    grid = tmp_path / "three.yml"
+    grid.write_text(TINY.read_text().replace("trial: [1, 2]", "trial: [1, 2, 3]"))
     runs = tmp_path / "runs"
-    assert main(on_ray(cluster, runs)) == 0
+    assert main(on_ray(cluster, runs, grid=grid)) == 0
     err = capsys.readouterr().err
     assert "Ray: 3 nodes, 2 CPUs, 0 GPUs; each run asks for 1 CPU" in err
-    for prefix in ("[1/2] tiny/trial-1", "[2/2] tiny/trial-2"):  # the progress display of --jobs
+    for prefix in ("[1/3] tiny/trial-1", "[2/3] tiny/trial-2", "[3/3] tiny/trial-3"):  # the progress display of --jobs
         assert f"{prefix}: 640 of 1,280 inputs, validation sample error" in err
         assert f"{prefix}: 1,280 of 1,280 inputs, validation sample error" in err
+    assert max(at_once) == 2 and len(at_once) == 3, at_once
     assert_same_runs(runs, serial)
-    assert main(on_ray(cluster, runs, "--skip-existing")) == 0  # settled here: nothing is sent
-    assert capsys.readouterr().err.count("finished before, skipped") == 2
+    assert main(on_ray(cluster, runs, "--skip-existing", grid=grid)) == 0  # settled here: nothing is sent
+    assert capsys.readouterr().err.count("finished before, skipped") == 3
 
 
 def test_a_worker_or_node_that_dies_costs_only_the_work_since_the_last_checkpoint(cluster, serial, tmp_path,

@@ -1,9 +1,9 @@
-"""`ray`: every run of a grid a Ray task on whatever node of a Ray cluster has room, the run store
-staying on this machine (`selcopy run FILE --executor ray [--address auto|HOST:PORT]`).
+"""`ray`: every run of a grid a Ray actor on whatever node of a Ray cluster has room, the run
+store staying on this machine (`selcopy run FILE --executor ray [--address auto|HOST:PORT]`).
 
-    this command (the driver)                     a Ray worker, any node
+    this command (the driver)                     the run's actor, any node
     settles skips and refusals, locks each run
-    submits the run: threads CPUs, a GPU share ─► asks for its start: "resume"
+    sends the run: threads CPUs, a GPU share  ──► asks for its start: "resume"
     reads the newest good checkpoint the store ◄─
     holds, cuts the log back to it, answers ───► trains from it, in memory (no files there)
                                                ◄─ at each validation: its metrics line, example
@@ -14,8 +14,11 @@ Only this process writes the store, so no node needs a shared file system and th
 (`RunStore.lock`, held here while the run is out) holds across machines. Workers reach this
 process through `Post`, an actor on this node. A worker waits for its validation to be stored
 before it trains on, so a worker or node that dies costs at most the work since the run's last
-checkpoint: Ray runs the task again (`RETRIES`) on any node with room, it asks for its start
-again and resumes from what the store holds, and ends with the numbers of an uninterrupted run.
+checkpoint: Ray restarts the actor and calls it again (`RETRIES`) on any node with room, it asks
+for its start again and resumes from what the store holds, and ends with the numbers of an
+uninterrupted run. A run is an actor, not a task, because a task that waits for an answer
+(`ray.get`) lends its CPUs back to Ray meanwhile, which starts another run on them; an actor
+holds its CPUs and GPU share until the driver ends it.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ from selcopy.train import checkpoint
 from selcopy.train.device import pick_device
 from selcopy.train.loop import Trainer
 
-RETRIES = 3  # Ray runs a task again this many times when its worker process or node dies
+RETRIES = 3  # Ray restarts a run's actor this many times when its worker process or node dies
 WORKER_MODULE = __name__  # what a worker imports to train a run
-POLL_S = 0.2  # the longest the driver waits for the workers' requests before it looks at ended tasks
+POLL_S = 0.2  # the longest the driver waits for the workers' requests before it looks at ended runs
 
 
 def import_ray() -> Any:
@@ -69,7 +72,7 @@ class WorkerMismatch(SelcopyError):
 
 class Ray(Executor):
     name = "ray"
-    description = "every run a Ray task on whatever node of a Ray cluster has room; the store stays here"
+    description = "every run a Ray actor on whatever node of a Ray cluster has room; the store stays here"
     local = False
 
     def __init__(self, grid: GridSettings, jobs: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
@@ -115,7 +118,7 @@ class Ray(Executor):
         where = f"--address {self.address}" if self.address else "--executor ray"
         try:
             if self.address is None:  # a Ray of its own on this machine, for this command
-                ray.init(include_dashboard=False, **quiet)
+                ray.init(address="local", include_dashboard=False, **quiet)  # not one `ray start` runs here
             else:
                 _answers(self.address)
                 ray.init(address=self.address, **quiet)
@@ -142,12 +145,13 @@ class Ray(Executor):
 
 @dataclasses.dataclass
 class Out:
-    """A run out on the cluster: its task, the lock held for it, the recorder of its current attempt."""
+    """A run out on the cluster: its actor, the lock held for it, the recorder of its current attempt."""
 
     job: RunJob
     store: RunStore
     lock: contextlib.ExitStack
-    ref: Any = None
+    actor: Any = None
+    ref: Any = None  # of its `train` call
     attempt: int = 0
     recorder: Recorder | None = None
     where: dict[str, Any] = dataclasses.field(default_factory=dict)  # node, host and pid of the attempt
@@ -169,9 +173,9 @@ class Driver:
         here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False)
         self.post = ray.remote(Post).options(num_cpus=0, scheduling_strategy=here).remote()
-        self.task = ray.remote(entry_point())
+        self.worker = ray.remote(worker_class())
         terminated = None
-        if threading.current_thread() is threading.main_thread():  # stopped from outside: cancel the tasks first
+        if threading.current_thread() is threading.main_thread():  # stopped from outside: end the runs first
             terminated = signal.signal(signal.SIGTERM, _interrupt)
         try:
             for job in todo:
@@ -185,9 +189,7 @@ class Driver:
         finally:
             if terminated is not None:
                 signal.signal(signal.SIGTERM, terminated)
-            for out in list(self.out.values()):  # Ctrl-C or an error here: every task stops, the store resumes
-                with contextlib.suppress(Exception):
-                    ray.cancel(out.ref, force=True)
+            for out in list(self.out.values()):  # Ctrl-C or an error here: every run stops, the store resumes
                 self._release(out)
             with contextlib.suppress(Exception):
                 ray.kill(self.post)
@@ -222,9 +224,10 @@ class Driver:
                             f"(the largest: {self.executor.largest:g}): resume it where one has, or move its folder "
                             "away to start over", "")
             return
-        out.ref = self.task.options(num_cpus=threads, num_gpus=self.executor.gpus, max_retries=RETRIES,
-                                    retry_exceptions=False, name=spec.name).remote(
-            WORKER_MODULE, versions(), self.post, spec.name, dataclasses.asdict(spec), self.executor.device, threads)
+        out.actor = self.worker.options(num_cpus=threads, num_gpus=self.executor.gpus, max_restarts=RETRIES,
+                                        max_task_retries=RETRIES).remote()
+        out.ref = out.actor.train.remote(WORKER_MODULE, versions(), self.post, spec.name, dataclasses.asdict(spec),
+                                         self.executor.device, threads)
 
     def _answer(self, number: int, run: str, attempt: int, kind: str, payload: Any) -> None:
         """A worker's request: its start, a validation to store, a line to log."""
@@ -274,7 +277,7 @@ class Driver:
             known = isinstance(cause, (WorkerMismatch, ImportError))
             self._fail(out, str(cause) if known else f"{type(cause).__name__}: {cause}", str(error))
             return
-        except ray.exceptions.RayError as error:  # its worker or node died once more than Ray retries
+        except ray.exceptions.RayError as error:  # its worker or node died once more than Ray restarts it
             reason = f"its Ray worker died {RETRIES + 1} times; the last time: {str(error).splitlines()[0]}"
             self._fail(out, reason, str(error))
             return
@@ -292,13 +295,15 @@ class Driver:
     def _fail(self, out: Out, reason: str, trace: str) -> None:
         where = f" (on {out.where['host']})" if out.where else ""
         out.say(self.grid.log, f"failed: {reason}{where}")
-        with contextlib.suppress(Exception):
-            self.ray.cancel(out.ref, force=True)
         record_failure(out.store, out.job.spec, reason + where, trace, self.grid.log, out.job.prefix)
         self.failed.add(out.job.spec.name)
         self._release(out)
 
     def _release(self, out: Out) -> None:
+        """End the run's actor (its process; its CPUs go to the next run), close its files, unlock it."""
+        if out.actor is not None:
+            with contextlib.suppress(Exception):
+                self.ray.kill(out.actor)
         if out.recorder is not None:
             out.recorder.close()
         out.lock.close()
@@ -350,23 +355,24 @@ class Post:
             future.set_result(value)
 
 
-def entry_point() -> Any:
-    """The function Ray runs for a run, sent by value: it names nothing of selcopy, so that a node
-    that cannot import selcopy fails the run in one line that says so."""
+def worker_class() -> type:
+    """The class of a run's actor, sent by value: it names nothing of selcopy, so that a node that
+    cannot import selcopy fails the run in one line that says so."""
 
-    def selcopy_run(module: str, wanted: dict[str, str], *args: Any) -> dict[str, Any]:
-        import importlib
-        import socket
+    class SelcopyRun:
+        def train(self, module: str, wanted: dict[str, str], *args: Any) -> dict[str, Any]:
+            import importlib
+            import socket
 
-        try:
-            worker = importlib.import_module(module)
-        except ImportError as error:
-            needs = " and ".join(f"{name} {version}" for name, version in wanted.items())
-            raise ImportError(f"node {socket.gethostname()} cannot import selcopy ({error}): install {needs} "
-                              "there, as on the driver") from None
-        return worker.train_on_worker(wanted, *args)
+            try:
+                worker = importlib.import_module(module)
+            except ImportError as error:
+                needs = " and ".join(f"{name} {version}" for name, version in wanted.items())
+                raise ImportError(f"node {socket.gethostname()} cannot import selcopy ({error}): install {needs} "
+                                  "there, as on the driver") from None
+            return worker.train_on_worker(wanted, *args)
 
-    return selcopy_run
+    return SelcopyRun
 
 
 def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str, Any], device_name: str,

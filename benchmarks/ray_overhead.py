@@ -2,9 +2,9 @@
 
   ray_start_s    `ray.init()` starting a Ray of its own on this machine (once per command without
                  --address; none with --address, where the cluster is already running)
-  run_start_s    from submitting a run to its first line after importing selcopy and torch:
-                 Ray (scheduling, a worker process: cold, the first run on a node; warm, the next
-                 runs, on a worker that trained one before) against a `spawn` process (what
+  run_start_s    from asking for a run's process to its first line after importing selcopy and
+                 torch: a Ray actor with one CPU (what the executor starts for every run: Ray's
+                 scheduling, a worker process, the imports) against a `spawn` process (what
                  `--jobs` starts for every run)
   transfer_s     a validation of `--model` (its metrics line, example image and checkpoint with
                  AdamW's moments) sent by a worker to the driver through the executor's `Post`,
@@ -115,17 +115,29 @@ def _spawned(queue) -> None:
     queue.put(stamp()())
 
 
+def actor_class() -> type:
+    class Run:  # by value, as the executor's: it names nothing of this file
+        def started(self) -> float:
+            import time
+
+            import torch  # noqa: F401
+
+            import selcopy.experiments.executors.ray  # noqa: F401  what a run's actor imports
+
+            return time.time()
+
+    return Run
+
+
 def ray_starts(ray, count: int) -> list[float]:
-    """Cold: a task that wants a fresh worker process (max_calls=1); warm: the same function again on
-    a worker that ran it (what every run after a node's first finds)."""
-    cold = ray.remote(num_cpus=1, max_calls=1)(stamp())
-    warm = ray.remote(num_cpus=1)(stamp())
-    times = {"warm": [], "cold": []}
-    ray.get(warm.remote())  # a worker that has imported selcopy and torch
-    for kind, task in (("warm", warm), ("cold", cold)):
-        for _ in range(count):
-            start = time.time()
-            times[kind].append(ray.get(task.remote()) - start)
+    """One actor after another, each asked for one CPU and ended once it has answered."""
+    run = ray.remote(num_cpus=1)(actor_class())
+    times = []
+    for _ in range(count):
+        start = time.time()
+        actor = run.remote()
+        times.append(ray.get(actor.started.remote()) - start)
+        ray.kill(actor)
     return times
 
 
@@ -152,7 +164,7 @@ def measure(model: str, validations: int, starts: int, address: str | None = Non
         spawned = spawn_starts(starts)
         began = time.perf_counter()
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-        ray.init(address=address, **quiet) if address else ray.init(include_dashboard=False, **quiet)
+        ray.init(address=address or "local", **quiet, **({} if address else {"include_dashboard": False}))
         ray_start = time.perf_counter() - began
         try:
             started = ray_starts(ray, starts)
@@ -162,8 +174,7 @@ def measure(model: str, validations: int, starts: int, address: str | None = Non
     median = lambda values: round(statistics.median(values), 4)  # noqa: E731
     return {"model": model, "checkpoint_bytes": len(validation.checkpoint), "image_bytes": len(validation.examples),
             "ray_start_s": round(ray_start, 3),
-            "run_start_s": {"ray_cold": median(started["cold"]), "ray_warm": median(started["warm"]),
-                            "spawn": median(spawned)},
+            "run_start_s": {"ray_actor": median(started), "spawn": median(spawned)},
             "transfer_s": {"ray": median(sent), "local_write": median(local)}}
 
 
@@ -182,8 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     start, sent = row["run_start_s"], row["transfer_s"]
     print(f"{row['model']}: checkpoint {row['checkpoint_bytes']:,} bytes, example image {row['image_bytes']:,} bytes")
     print(f"Ray's own start (ray.init, {'joining' if args.address else 'local'}): {row['ray_start_s']:.2f} s")
-    print(f"a run's start: Ray {start['ray_cold']:.2f} s cold, {start['ray_warm']:.3f} s warm; "
-          f"spawn (--jobs) {start['spawn']:.2f} s")
+    print(f"a run's start: Ray actor {start['ray_actor']:.2f} s, spawn (--jobs) {start['spawn']:.2f} s")
     print(f"a validation stored: through Ray {sent['ray'] * 1000:.1f} ms, "
           f"in the training process {sent['local_write'] * 1000:.1f} ms (medians)")
 

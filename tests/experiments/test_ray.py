@@ -292,7 +292,8 @@ def test_the_command_holds_its_runs_and_ctrl_c_stops_every_task(cluster, tmp_pat
             child.kill()
     reader.join(timeout=10)
     err = "".join(lines)
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("selcopy: interrupted;"), err
+    assert "Traceback" not in err and "(raylet)" not in err, err  # no report of a failure that Ray would retry
+    assert err.strip().splitlines()[-1].startswith("selcopy: interrupted;"), err
     ray.init(address=cluster.address, log_to_driver=False)
     try:
         deadline = time.monotonic() + 30

@@ -303,6 +303,7 @@ class Driver:
         """End the run's actor (its process; its CPUs go to the next run), close its files, unlock it."""
         if out.actor is not None:
             with contextlib.suppress(Exception):
+                self.ray.cancel(out.ref)  # first, or Ray reports the kill below as a failure it will retry
                 self.ray.kill(out.actor)
         if out.recorder is not None:
             out.recorder.close()

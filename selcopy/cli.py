@@ -113,15 +113,18 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
-    from selcopy.experiments.executors import run_grid
+    from selcopy.experiments.executors import EXECUTORS, run_grid
     from selcopy.experiments.runner import GridSettings, available_cores
     from selcopy.files import writable_folder
     from selcopy.train.device import pick_device
 
     exp = load(args)
-    device = pick_device(args.device)
+    executor = args.executor or ("processes" if args.jobs > 1 else "serial")
+    options = EXECUTORS[executor].options(args)  # its own flags (Ray's: one line if Ray is not installed)
+    local = EXECUTORS[executor].local  # elsewhere, each worker picks its device and has its own cores
+    device = pick_device(args.device if local else "cpu")
     cores = available_cores()
-    if args.threads > cores:
+    if args.threads > cores and local:
         raise SelcopyError(f"--threads {args.threads}: more than the {counted(cores, 'core')} this process may use "
                            f"(more threads than cores slow training many-fold); use at most {cores}")
     if args.threads:
@@ -132,11 +135,11 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     each = f"with {counted(args.threads, 'thread')} each" if args.threads else "the cores divided"
     at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
     runs = counted(len(exp.runs), "run")
-    print(f"{exp.path}: {runs} on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
+    print(f"{exp.path}: {runs} on {device if local else executor}{at_once}, stored under {args.runs}/", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
     try:
-        status = run_grid(exp.runs, grid, "processes" if jobs > 1 else "serial", jobs)
+        status = run_grid(exp.runs, grid, executor, jobs, **options)
     except KeyboardInterrupt:
         import shlex
 
@@ -302,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "a run that resumes keeps the count it trained with")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="train this many runs at once, each in a process of its own (default: 1)")
+    p.add_argument("--executor", choices=["serial", "processes", "ray"], help="where runs train (default: processes "
+                   "with --jobs N > 1, else serial); ray: each a Ray task on a cluster's nodes, the store here")
+    p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster's, auto or HEAD:6379")
+    p.add_argument("--gpus-per-run", type=float, default=0, metavar="G",
+                   help="with --executor ray: the GPUs each run asks for, e.g. 0.25 (default: 0)")
     p.add_argument("--every-example", action="store_true",
                    help="keep every validation's example image (default: the latest and the best)")
     p.set_defaults(func=cmd_run)

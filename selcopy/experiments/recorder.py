@@ -1,14 +1,17 @@
 """What a run leaves in its folder: the trainer's reports as it trains, and its outcome.
 
-The trainer knows nothing about files; `Recorder.validated` is its `on_validation` hook. The
-outcome of a run (`result.json`) is written by `finish` or `record_failure`, by whichever
-process trains the run or, for a job that died, by the one that started it.
+The trainer knows nothing about files; `Recorder.validated` is its `on_validation` hook. On a
+Ray cluster the trainer's process makes a `Validation` (bytes) and the driver, which alone
+writes the store, hands it to `Recorder.write`. The outcome of a run (`result.json`) is written
+by `finish` or `record_failure`, by whichever process trains the run or, for a job that died
+or a run on a cluster, by the one that started it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,7 +20,8 @@ from tqdm import tqdm
 from selcopy.errors import SelcopyError
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunStore
-from selcopy.report.examples import EXAMPLES, write_examples
+from selcopy.files import atomic_write
+from selcopy.report.examples import EXAMPLES, examples_png, save_examples
 from selcopy.train import checkpoint
 from selcopy.train.loop import MEASURED, Trainer
 from selcopy.train.metrics import summarize
@@ -26,41 +30,61 @@ Log = Callable[[str], None]
 THREADS = "threads"  # the checkpoint's record of the torch threads the run trains with
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What one validation leaves in the run folder, as plain data that can travel between machines:
+    its metrics line, the example image (PNG) and the checkpoint (a file's bytes, `checkpoint.encode`)."""
+
+    metrics: dict[str, Any]
+    max_inputs: int
+    examples: bytes
+    checkpoint: bytes
+
+    @classmethod
+    def of(cls, trainer: Trainer, metrics: dict[str, Any]) -> Validation:
+        batch = trainer.split.validation.select(slice(0, min(EXAMPLES, len(trainer.split.validation))))
+        png = examples_png(batch, trainer.predict(batch).cpu(), int(metrics["inputs"]))
+        state = {**trainer.state_dict(), THREADS: torch.get_num_threads()}
+        return cls(dict(metrics), trainer.config.max_inputs, png, checkpoint.encode(state))
+
+
 class Recorder:
     """Writes what the trainer reports: metrics log, TensorBoard, checkpoints, example images.
 
     At a validation the best checkpoint is written before `latest.pt`: a kill between the two
     resumes from the checkpoint before, redoes that validation and writes `best.pt` again, so
-    `best.pt` always holds the state that `result.json`'s `best` names.
+    `best.pt` always holds the state that `result.json`'s `best` names. `inputs`: where the run
+    (re)starts; TensorBoard drops what an earlier attempt logged after it.
     """
 
-    def __init__(self, store: RunStore, trainer: Trainer, log: Log | None = None, every_example: bool = False):
+    def __init__(self, store: RunStore, inputs: int, log: Log | None = None, every_example: bool = False):
         from torch.utils.tensorboard import SummaryWriter
 
         self.store = store
-        self.writer = SummaryWriter(str(store.tensorboard), purge_step=trainer.inputs + 1)
+        self.writer = SummaryWriter(str(store.tensorboard), purge_step=inputs + 1)
         self.log = log  # one line per validation, where no progress bar shows how the run goes
         self.every_example = every_example
         self._calls = 0
 
     def validated(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.write(Validation.of(trainer, metrics))
+
+    def write(self, validation: Validation) -> None:
+        metrics = validation.metrics
         step = int(metrics["inputs"])
         self.store.append_metrics(metrics)  # log first: a kill before the checkpoint is truncated away
         if self.log:
-            self.log(f"{step:,} of {trainer.config.max_inputs:,} inputs, validation sample error "
+            self.log(f"{step:,} of {validation.max_inputs:,} inputs, validation sample error "
                      f"{metrics['validation_sample_error%']:.3f}%")
         for key, value in metrics.items():
             if key not in ("inputs", "is_best"):
                 self.writer.add_scalar(key, value, step)
         best = bool(metrics.get("is_best"))
-        batch = trainer.split.validation.select(slice(0, min(EXAMPLES, len(trainer.split.validation))))
-        write_examples(batch, trainer.predict(batch).cpu(), self.store.examples, self.writer, step, best,
-                       self.every_example)
+        save_examples(validation.examples, self.store.examples, self.writer, step, best, self.every_example)
         self.writer.flush()
-        state = {**trainer.state_dict(), THREADS: torch.get_num_threads()}
         if best:
-            checkpoint.save(self.store.checkpoints / "best.pt", state)
-        checkpoint.save_rotating(self.store.checkpoints, state)
+            atomic_write(self.store.checkpoints / "best.pt", validation.checkpoint)
+        checkpoint.write_rotating(self.store.checkpoints, validation.checkpoint)
 
     def progress_to(self, bar: tqdm) -> Callable[[int, torch.Tensor], None]:
         def update(n: int, stats: torch.Tensor) -> None:
@@ -97,11 +121,17 @@ def repair_best(store: RunStore, state: dict[str, Any], warn: Log) -> None:
 
 def finish(spec: RunSpec, store: RunStore, trainer: Trainer, device: torch.device) -> dict[str, Any]:
     """Write the finished `result.json` from the last line of the metrics log."""
+    return write_finished(spec, store, trainer.best, str(device), torch.get_num_threads(), trainer.config.precision)
+
+
+def write_finished(spec: RunSpec, store: RunStore, best: dict[str, Any], device: str, threads: int,
+                   precision: str) -> dict[str, Any]:
+    """`finish` from what the trainer ended with, wherever it trained: its best validation, the
+    device and torch threads it trained with (the numbers depend on both) and its precision."""
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
-              "best": trainer.best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "device": str(device), "threads": torch.get_num_threads(),  # the numbers depend on both
-              "precision": {"training": trainer.config.precision, "measurement": MEASURED}}
+              "best": best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
+              "threads": threads, "precision": {"training": precision, "measurement": MEASURED}}
     store.write_result(result)
     return result
 

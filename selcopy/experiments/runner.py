@@ -101,10 +101,7 @@ def _run_locked(spec: RunSpec, store: RunStore, grid: GridSettings, prefix: str,
     if checked is not None:
         return checked
     try:
-        if other:  # earlier settings that failed before they trained
-            log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
-        elif store.finished():
-            log(f"{prefix}: finished before, previous results moved to {store.backup()}")
+        move_aside(store, other, log, prefix)
         train_run(spec, store, grid.device, log, prefix, bar, grid.every_example)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -114,6 +111,15 @@ def _run_locked(spec: RunSpec, store: RunStore, grid: GridSettings, prefix: str,
         record_failure(store, spec, reason, traceback.format_exc(), log, prefix)
         return False
     return True
+
+
+def move_aside(store: RunStore, other: str | None, log: Log, prefix: str) -> None:
+    """Under the run's lock, before it trains: a folder of `other` settings (that failed before they
+    trained) or a finished run's results are moved aside (`<slug>.prev-N`), never overwritten."""
+    if other:
+        log(f"{prefix}: {store.folder} held other settings and no training; moved to {store.backup()}")
+    elif store.finished():
+        log(f"{prefix}: finished before, previous results moved to {store.backup()}")
 
 
 @contextlib.contextmanager
@@ -143,13 +149,24 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = l
     """Train one run to the end, resuming from its newest good checkpoint. Without a progress
     `bar` (runs side by side), each validation is logged in one line instead."""
     said = lambda m: log(f"{prefix}: {m}")  # noqa: E731
+    state = resume_state(spec, store, said)
+    with run_threads(state, said):
+        return _train(spec, store, device, state, said, prefix, bar, every_example)
+
+
+def resume_state(spec: RunSpec, store: RunStore, said: Log) -> dict[str, Any] | None:
+    """The state a run (re)starts from, its newest good checkpoint (None: the start), with its folder
+    made ready for it: progress that no checkpoint can resume moved aside, config.yaml written,
+    best.pt made the state the checkpoint names as best, the metrics log cut back to the checkpoint."""
     state = checkpoint.load_newest(store.checkpoints, warn=said)
     if state is None and any((store.checkpoints / name).exists() for name in checkpoint.ROTATING):
         # progress that no checkpoint can resume: keep all of it aside and start over
         said(f"no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
     store.write_config(spec.config_dict())
-    with run_threads(state, said):
-        return _train(spec, store, device, state, said, prefix, bar, every_example)
+    if state is not None:
+        repair_best(store, state, said)
+    store.truncate_metrics(int(state["inputs"]) if state else 0, warn=said)  # logged after it: redone
+    return state
 
 
 def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
@@ -158,12 +175,10 @@ def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str
     trainer = Trainer(spec.build_model(), spec.build_split(), cfg, spec.seed, device)
     if state is not None:
         trainer.load_state_dict(state)
-        repair_best(store, state, said)
         said(f"resuming at {trainer.inputs:,} inputs")
     elif not bar:
         said("started")
-    store.truncate_metrics(trainer.inputs, warn=said)  # what was logged after the checkpoint (or without one) is redone
-    recorder = Recorder(store, trainer, None if bar else said, every_example)
+    recorder = Recorder(store, trainer.inputs, None if bar else said, every_example)
     trainer.on_validation = recorder.validated
     if bar:
         with tqdm(total=cfg.max_inputs, initial=trainer.inputs, desc=prefix, unit="in", unit_scale=True,

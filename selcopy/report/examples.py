@@ -172,12 +172,22 @@ def write_examples(
     history is in TensorBoard, where the image is added as `validation_examples`). Returns the
     path of the latest image.
     """
-    image = render_examples(batch.text, batch.masked, output, caption=f"validation examples at {step:,} inputs")
-    png = encode_png(image)
+    return save_examples(examples_png(batch, output, step), folder, writer, step, best, every)
+
+
+def examples_png(batch: Any, output: torch.Tensor, step: int) -> bytes:
+    """The PNG bytes of `write_examples`' image: what a run on another machine sends to the store."""
+    caption = f"validation examples at {step:,} inputs"
+    return encode_png(render_examples(batch.text, batch.masked, output, caption=caption))
+
+
+def save_examples(png: bytes, folder: Path, writer: Any, step: int, best: bool = False, every: bool = False) -> Path:
+    """Store an image of `examples_png` as `write_examples` says; the latest image's path."""
     folder = Path(folder)
     names = ["validation-latest.png"] + ["validation-best.png"] * best + [f"validation-{step:09d}.png"] * every
     for name in names:
         atomic_write(folder / name, png)
-    if writer is not None:
-        writer.add_image("validation_examples", np.asarray(image), step, dataformats="HWC")
+    if writer is not None:  # the pixels again, from the PNG (lossless)
+        writer.add_image("validation_examples", np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), step,
+                         dataformats="HWC")
     return folder / names[0]

@@ -31,25 +31,35 @@ class CorruptCheckpoint(Exception):
     pass
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
+def encode(state: dict[str, Any]) -> bytes:
+    """A checkpoint file's bytes (header, checksum, payload): what `save` writes, and what travels
+    between machines when a run trains on a cluster (`executors/ray.py`)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    atomic_write(path, MAGIC + hashlib.sha256(payload).digest() + payload)
+    return MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def decode(data: bytes, where: str = "checkpoint", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The state in a checkpoint's bytes; CorruptCheckpoint (naming `where`) if truncated, altered or not one."""
+    if len(data) < 40 or data[:8] != MAGIC:
+        raise CorruptCheckpoint(f"{where}: not a selcopy checkpoint (bad header)")
+    payload = data[40:]
+    if hashlib.sha256(payload).digest() != data[8:40]:
+        raise CorruptCheckpoint(f"{where}: checksum mismatch (truncated or altered)")
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as e:  # a payload that passes the checksum but holds foreign objects
+        raise CorruptCheckpoint(f"{where}: cannot be loaded safely: {e}") from e
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, encode(state))
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The state in `path`; CorruptCheckpoint if truncated, altered or not a checkpoint."""
-    data = Path(path).read_bytes()
-    if len(data) < 40 or data[:8] != MAGIC:
-        raise CorruptCheckpoint(f"{path}: not a selcopy checkpoint (bad header)")
-    payload = data[40:]
-    if hashlib.sha256(payload).digest() != data[8:40]:
-        raise CorruptCheckpoint(f"{path}: checksum mismatch (truncated or altered)")
-    try:
-        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
-    except Exception as e:  # a payload that passes the checksum but holds foreign objects
-        raise CorruptCheckpoint(f"{path}: cannot be loaded safely: {e}") from e
+    return decode(Path(path).read_bytes(), str(path), map_location)
 
 
 def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -68,16 +78,19 @@ def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str
 
 
 def save_rotating(folder: Path, state: dict[str, Any]) -> None:
-    """Write `latest.pt`, keeping the one before as `previous.pt` if it was good (a training
-    state), else as `latest.pt.bad-N` (a bad file is set aside, never overwritten)."""
+    write_rotating(folder, encode(state))
+
+
+def write_rotating(folder: Path, data: bytes) -> None:
+    """Write `latest.pt` (a checkpoint's bytes, `encode`), keeping the one before as `previous.pt` if it
+    was good (a training state), else as `latest.pt.bad-N` (a bad file is set aside, never overwritten)."""
     latest = folder / "latest.pt"
     if latest.exists():
         if _is_good(latest):
             os.replace(latest, folder / "previous.pt")
         else:
             os.replace(latest, first_free(latest, ".bad-"))
-    save(latest, state)
-
+    atomic_write(latest, data)
 
 
 def _is_good(path: Path) -> bool:

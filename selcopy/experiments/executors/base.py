@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from selcopy.errors import SelcopyError
 from selcopy.experiments.runner import GridSettings
 from selcopy.experiments.spec import RunSpec
 
@@ -38,10 +39,20 @@ class Executor(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    local: ClassVar[bool] = True  # runs train on this machine, on the device `--device` picks here
 
     def __init__(self, grid: GridSettings, jobs: int = 1):
         self.grid = grid
         self.jobs = jobs
+
+    @classmethod
+    def options(cls, args: Any) -> dict[str, Any]:
+        """What the executor takes from `selcopy run`'s flags (its constructor's keywords beyond the
+        grid and `jobs`); SelcopyError, one line, if it cannot run as asked."""
+        for flag in ("address", "gpus_per_run"):  # a cluster's flags: not silently ignored here
+            if getattr(args, flag, None):
+                raise SelcopyError(f"--{flag.replace('_', '-')}: only with --executor ray")
+        return {}
 
     @abstractmethod
     def run(self, runs: list[RunJob]) -> list[Outcome]:

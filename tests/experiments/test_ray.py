@@ -22,6 +22,7 @@ import torch
 from selcopy.cli import main
 from selcopy.experiments.store import RunStore
 from selcopy.train import checkpoint
+from selcopy.train.loop import Trainer
 
 TINY = Path(__file__).parent / "files" / "tiny_grid.yml"  # two runs, validations at 640 and 1,280 inputs
 RUNS = ("tiny/trial-1", "tiny/trial-2")
@@ -229,7 +230,8 @@ def test_runs_that_cannot_go_out_fail_in_one_line_each(cluster, tmp_path, capsys
     spec = load_experiment(TINY).runs[1]
     store = RunStore(runs, spec.name)
     store.write_config(spec.config_dict())
-    checkpoint.save(store.checkpoints / "latest.pt", {"inputs": 640, "threads": 2})
+    trainer = Trainer(spec.build_model(), spec.build_split(), spec.train_config(), spec.seed, torch.device("cpu"))
+    checkpoint.save(store.checkpoints / "latest.pt", {**trainer.state_dict(), "threads": 2})  # a run's checkpoint
     with RunStore(runs, "tiny/trial-1").lock():  # as a second command on the same grid sees the first
         assert main(on_ray(cluster, runs)) == 1
     failed = [line for line in capsys.readouterr().err.splitlines() if ": failed: " in line]

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from selcopy.errors import SelcopyError, did_you_mean, explain
 from selcopy.names import TRIAL
 
+STACK_MAX = 16  # = executors.stacked.STACK_MAX, not imported here: the CLI starts without torch
+
 EXAMPLES = """examples:
   selcopy sample program --count 5 --input-length 2,5 --num-operations 1,5
   selcopy sample selective-copy --count 3 --area 20 --num-items 4
@@ -154,12 +156,17 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     jobs = min(args.jobs, len(exp.runs))
     each = f"with {counted(args.threads, 'thread')} each" if args.threads else "the cores divided"
     at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
+    stacked = f", runs that differ only in their trial stacked ({args.stack_max} at most)" if args.stack else ""
     runs = counted(len(exp.runs), "run")
-    print(f"{exp.path}: {runs} on {device}{at_once}, stored under {args.runs}/", file=sys.stderr)
+    print(f"{exp.path}: {runs} on {device}{at_once}{stacked}, stored under {args.runs}/", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
+    if args.stack:
+        executor, options = "stacked", {"stack_max": args.stack_max}
+    else:
+        executor, options = "processes" if jobs > 1 else "serial", {}
     try:
-        status = run_grid(exp.runs, grid, "processes" if jobs > 1 else "serial", jobs)
+        status = run_grid(exp.runs, grid, executor, jobs, **options)
     except KeyboardInterrupt:
         import shlex
 
@@ -338,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train this many runs at once, each in a process of its own (default: 1)")
     p.add_argument("--every-example", action="store_true",
                    help="keep every validation's example image (default: the latest and the best)")
+    p.add_argument("--stack", action="store_true",
+                   help="train the runs that differ only in their trial as one stacked model (torch.func.vmap), "
+                        "each writing its own folder as alone; for GPUs (on a CPU, --jobs is faster)")
+    p.add_argument("--stack-max", type=positive_int, default=STACK_MAX, metavar="N",
+                   help=f"at most N runs per stack, for memory (default: {STACK_MAX})")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("results", parents=[grid, stored], help="the article-style table of a grid's stored runs")

@@ -149,11 +149,13 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = l
         said(f"no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
     store.write_config(spec.config_dict())
     with run_threads(state, said):
-        return _train(spec, store, device, state, said, prefix, bar, every_example)
+        return train_from(spec, store, device, state, said, prefix, bar, every_example)
 
 
-def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
-           prefix: str, bar: bool, every_example: bool) -> dict:
+def train_from(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
+               prefix: str, bar: bool, every_example: bool) -> dict:
+    """Train one run to the end from `state` (a checkpoint of it; None: from the start), its folder's
+    config already written and its thread count already set (`run_threads`)."""
     cfg = spec.train_config()
     trainer = Trainer(spec.build_model(), spec.build_split(), cfg, spec.seed, device)
     if state is not None:

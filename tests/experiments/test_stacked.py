@@ -160,6 +160,19 @@ def test_runs_stack_by_settings_but_their_trial():
     assert STACK_MAX == stacked_executor.STACK_MAX
 
 
+def test_runs_that_cannot_stack_train_alone(tmp_path, capfd):
+    grid = tmp_path / "lstm.yml"
+    grid.write_text(FILE.read_text().replace("model: {name: conv, layers: 3, channels: 16, kernel_size: 5, "
+                                             "dilation: [1, 2, 1], attention: [0, 0, true]}",
+                                             "model: {name: lstm, layers: 1, channels: 8}")
+                    .replace("max_inputs: 1600", "max_inputs: 400"))
+    assert run(str(grid), "--runs", str(tmp_path / "runs"), "--stack") == 0
+    err = capfd.readouterr().err
+    assert "3 runs of model 'lstm' train one at a time, not stacked: torch.func.vmap cannot run it" in err
+    assert "stacked" not in err.split("not stacked")[-1]
+    assert all(RunStore(tmp_path / "runs", name).finished() for name in RUNS)
+
+
 def test_members_resume_together_from_the_step_all_of_them_have():
     def member(*inputs: int, threads: int = 1) -> Member:
         return Member(None, None, {i: {"inputs": i, "threads": threads} for i in inputs})

@@ -57,6 +57,9 @@ class Stacked(Executor):
             else:
                 settled[job.spec.name] = checked
         units = plan(todo, grid.device, self.stack_max, self.jobs, grid.log)
+        if grid.device.type == "cpu" and any(len(unit) > 1 for unit in units):
+            grid.log("note: on a CPU a stack trains slower than its runs one after the other (benchmarks/"
+                     "RESULTS.md); runs side by side (--jobs without --stack) are the faster way there")
         if self.jobs > 1:
             outcomes = Processes(grid, self.jobs).run_units(units, train_unit)
             settled.update((outcome.name, outcome.ok) for outcome in outcomes)

@@ -29,8 +29,19 @@ batch size, on the article's setting of table 3 (5 letters, 2-5 swaps, validated
   `torch.utils.flop_counter`; conv models without head attention) and `torch.mm`'s GFLOP/s
   on one product of the same size as one conv layer's.
 
+- `--grid`: a grid of N trials of the 6-layer conv (rows `conv6-grid4`, `conv6-grid8`): the
+  aggregate training samples/s of each way `selcopy run` can train them (one at a time; `--jobs`
+  processes side by side, the cores divided; stacked in one process, `--stack`; stacks side by
+  side), against the reference loop training them one at a time. Side by side, the processes
+  time their rounds together (a barrier before each); the aggregate of a round is all their
+  samples over the span from the first start to the last end. A way trains in `--precision`
+  where it can; a stack in float32 where that precision cannot stack on the device
+  (`stack_refusal`: on a CPU, bf16 autocast does not reach a convolution under vmap).
+  `selcopy_samples_per_s` is the fastest way's, named in `fastest`.
+
     python benchmarks/throughput.py [--models conv6 lstm] [--steps 60] [--json] [--device cpu]
                                     [--precision bfloat16] [--breakdown] [--validation]
+    python benchmarks/throughput.py --grid [--trials 4 8] [--jobs 2] [--precision bfloat16] [--json]
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from selcopy.train.config import TrainConfig  # noqa: E402
 from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
+from selcopy.train.stacked import StackedTrainer, stack_refusal  # noqa: E402
 from selcopy.vocab import VOCAB  # noqa: E402
 
 MODELS = {
@@ -92,6 +104,81 @@ def selcopy_rate(settings: dict, steps: int, warmup: int, device: torch.device, 
         trainer.fit()
 
     return steps * BATCH / _best_seconds(more_steps, repeat, device)
+
+
+def stacked_rate(settings: dict, trials: int, steps: int, warmup: int, device: torch.device, loss: str,
+                 precision: str, repeat: int, barrier=None) -> list[tuple[float, float, int]]:
+    """`trials` runs (seeds 1..N) stacked in one `StackedTrainer` (`trials` 1: a lone `Trainer`),
+    as `selcopy_rate` trains one: (start, end, samples) of each timed round, each round begun
+    after `barrier` (processes side by side) where given."""
+    task = make_task("program", TASK)
+    split = DataSplit(task, make_task("program", {**TASK, "num_operations": 5}), 100_000, 64, 23)
+    cfg = TrainConfig(max_inputs=warmup * BATCH, validate_every=10**9, batch_size=BATCH, lr=LR, loss=loss,
+                      precision=precision)
+    members = []
+    for seed in range(1, trials + 1):
+        torch.manual_seed(seed)
+        members.append(Trainer(build_model(settings, SHAPE), split, cfg, seed=seed, device=device))
+    group = StackedTrainer(members) if trials > 1 else members[0]
+    group.fit()  # warm-up: first epochs drawn, kernels ready
+    rounds = []
+    for _ in range(repeat):
+        more = cfg.model_copy(update={"max_inputs": members[0].inputs + steps * BATCH})
+        for trainer in [group, *members]:
+            trainer.config = more
+        if barrier is not None:
+            barrier.wait()
+        _sync(device)
+        start = time.perf_counter()
+        group.fit()
+        _sync(device)
+        rounds.append((start, time.perf_counter(), trials * steps * BATCH))
+    return rounds
+
+
+def side_by_side(pool: Executor, barrier, jobs: list[tuple]) -> float:
+    """Aggregate samples/s of `stacked_rate` jobs (its arguments but the barrier) run at once in
+    `pool`, one worker each: per round, all their samples over the span from the first start to
+    the last end; the best round."""
+    futures = [pool.submit(stacked_rate, *args, barrier) for args in jobs]
+    rounds = list(zip(*[future.result() for future in futures]))
+    return max(sum(n for _, _, n in r) / (max(e for _, e, _ in r) - min(s for s, _, _ in r)) for r in rounds)
+
+
+def grid_row(args: argparse.Namespace, trials: int, device: torch.device, ref: float,
+             side: tuple[Executor, object] | None) -> dict:
+    """`conv6-gridN`: the aggregate samples/s of N conv6 trials, each way (see the module's doc)."""
+    settings, jobs = MODELS["conv6"], min(args.jobs, trials)
+    stack_precision = args.precision
+    if stack_refusal(build_model(settings, SHAPE), SHAPE.max_length, TrainConfig(precision=args.precision), device):
+        stack_precision = "float32"
+    common = (args.steps, args.warmup, device, args.loss)
+
+    def together(stacked: int, precision: str) -> float:
+        pool, barrier = side
+        return side_by_side(pool, barrier, [(settings, stacked, *common, precision, args.repeat)] * jobs)
+
+    ways = {"alone": ({"precision": args.precision, "jobs": 1, "stacked": 1},
+                      lambda: selcopy_rate(settings, *common, False, args.precision, args.repeat)),
+            "stacked": ({"precision": stack_precision, "jobs": 1, "stacked": trials},
+                        lambda: _rate(stacked_rate(settings, trials, *common, stack_precision, args.repeat)))}
+    if jobs > 1 and side is not None:
+        per_job = -(-trials // jobs)
+        ways["jobs"] = ({"precision": args.precision, "jobs": jobs, "stacked": 1},
+                        lambda: together(1, args.precision))
+        ways["stacked_jobs"] = ({"precision": stack_precision, "jobs": jobs, "stacked": per_job},
+                                lambda: together(per_job, stack_precision))
+    measured = {name: {**how, "samples_per_s": round(measure(), 1)} for name, (how, measure) in ways.items()}
+    fastest = max(measured, key=lambda name: measured[name]["samples_per_s"])
+    best = measured[fastest]["samples_per_s"]
+    return {"model": f"conv6-grid{trials}", "trials": trials, "selcopy_samples_per_s": best,
+            "reference_samples_per_s": round(ref, 1), "ratio": round(best / ref, 2), "fastest": fastest,
+            "ways": measured, "device": str(device), "threads": torch.get_num_threads(), "loss": args.loss,
+            "batch_size": BATCH, "steps": args.steps, "repeat": args.repeat}
+
+
+def _rate(rounds: list[tuple[float, float, int]]) -> float:
+    return max(n / (end - start) for start, end, n in rounds)
 
 
 def reference_rate(settings: dict, steps: int, warmup: int, device: torch.device, loss: str, repeat: int) -> float:
@@ -307,6 +394,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also profile the bare model step in --precision: kernel time, share and GFLOP/s")
     parser.add_argument("--validation", action="store_true",
                         help="also time validation on 10,000 samples at validation batch sizes 64 and 1024")
+    parser.add_argument("--grid", action="store_true",
+                        help="rows conv6-gridN instead: the aggregate rate of N conv6 trials, each way selcopy trains "
+                             "them (one at a time, --jobs, --stack, both) against the reference one at a time")
+    parser.add_argument("--trials", type=int, nargs="*", default=[4, 8], help="grid sizes N of --grid")
+    parser.add_argument("--jobs", type=int, default=2, help="processes side by side in --grid (1: none)")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
@@ -318,7 +410,10 @@ def main() -> None:
     # one process of its own for all reference loops (idle while the selcopy path runs), freed memory kept
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as reference:
         kept = reference.submit(keep_freed_memory).result()
-        rows = run(args, device, reference, kept)
+        if args.grid:
+            rows = run_grid_rows(args, device, reference, _job_processes(args, device))
+        else:
+            rows = run(args, device, reference, kept)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -326,6 +421,38 @@ def main() -> None:
               f"{args.steps} timed steps, loss {args.loss}, compile {args.compile}, selcopy precision "
               f"{args.precision}; the reference's process " + (f"reuses freed blocks below {kept >> 20} MiB)" if kept
                                                                else "has the platform's default malloc)"))
+
+
+def _job_processes(args: argparse.Namespace, device: torch.device) -> tuple[Executor, object] | None:
+    """`--jobs` fresh processes set up as `selcopy run --jobs` sets up its jobs (the cores divided),
+    and the barrier that starts their rounds together; None for `--jobs 1`."""
+    if args.jobs < 2:
+        return None
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, torch.get_num_threads() // args.jobs)
+    pool = ProcessPoolExecutor(args.jobs, mp_context=context, initializer=start_process, initargs=(device, threads))
+    return pool, context.Manager().Barrier(args.jobs)
+
+
+def run_grid_rows(args: argparse.Namespace, device: torch.device, reference: Executor,
+                  side: tuple[Executor, object] | None) -> list[dict]:
+    """The `--grid` rows; prints each as it is measured unless `args.json`. The reference loop (one
+    run at a time, the same for every N) runs through `reference`, the side-by-side ways through
+    `side` (a pool of `--jobs` workers and a barrier for them; threads in tests)."""
+    ref = reference.submit(reference_rate, MODELS["conv6"], args.steps, args.warmup, device, args.loss,
+                           args.repeat).result()
+    rows = []
+    for trials in args.trials:
+        row = grid_row(args, trials, device, ref, side)
+        rows.append(row)
+        if not args.json:
+            ways = ",  ".join(f"{name} {w['samples_per_s']:>7,.0f}/s ({w['precision']}, {w['jobs']} job"
+                              f"{'s' * (w['jobs'] > 1)}, {w['stacked']} stacked)" for name, w in row["ways"].items())
+            print(f"{row['model']:<12} selcopy {row['selcopy_samples_per_s']:>9,.0f}/s ({row['fastest']})   reference "
+                  f"{ref:>7,.0f}/s one at a time   ratio {row['ratio']:5.2f}x   ways: {ways}", flush=True)
+    if side is not None:
+        side[0].shutdown()
+    return rows
 
 
 def run(args: argparse.Namespace, device: torch.device, reference: Executor, kept: int) -> list[dict]:

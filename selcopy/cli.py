@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from selcopy.errors import CONTROL, SelcopyError, did_you_mean, explain
-from selcopy.names import TRIAL
+from selcopy.errors import CONTROL, SelcopyError, explain
+
+STACK_MAX = 16  # = executors.stacked.STACK_MAX, not imported here: the CLI starts without torch
 
 EXAMPLES = """examples:
   selcopy sample program --count 5 --input-length 2,5 --num-operations 1,5
@@ -134,10 +133,16 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     jobs = min(args.jobs, len(exp.runs))
     each = f"with {counted(args.threads, 'thread')} each" if args.threads else "the cores divided"
     at_once = f", {jobs} at a time {each}" if jobs > 1 else ""
+    stacked = f", runs that differ only in their trial stacked ({args.stack_max} at most)" if args.stack else ""
     runs = counted(len(exp.runs), "run")
-    print(f"{exp.path}: {runs} on {device if local else executor}{at_once}, stored under {args.runs}/", file=sys.stderr)
+    where = device if local else executor
+    print(f"{exp.path}: {runs} on {where}{at_once}{stacked}, stored under {args.runs}/", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
+    if args.stack:
+        if not local:
+            raise SelcopyError(f"--stack: not with --executor {executor} (yet): stack on one machine, or drop --stack")
+        executor, options = "stacked", {"stack_max": args.stack_max}
     try:
         status = run_grid(exp.runs, grid, executor, jobs, **options)
     except KeyboardInterrupt:
@@ -149,6 +154,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         return 130
     if args.table:
         try:
+            from selcopy.experiments.results import print_results
+
             print_results(exp, Path(args.runs), args.file)
         except SelcopyError as error:  # no finished run to show: the runs' status is what counts
             print(f"selcopy: {error}", file=sys.stderr)
@@ -156,43 +163,11 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
+    from selcopy.experiments.results import print_results
+
     print_results(load(args), Path(args.runs), args.file, average=args.average, std=args.std, sort=args.sort,
                   include=args.include, exclude=args.exclude, as_json=args.json, unfinished=args.unfinished)
     return 0
-
-
-def print_results(exp: Any, root: Path, file: str, average: str | None = None, std: Sequence[str] = (),
-                  sort: Sequence[str] = (), include: Sequence[str] = (), exclude: Sequence[str] = (),
-                  as_json: bool = False, unfinished: bool = False) -> None:
-    """Print the article-style table of `exp`'s stored runs under `root` (`selcopy results`)."""
-    import json
-
-    from selcopy.experiments.store import RunStore, check_stored
-    from selcopy.report import tables
-
-    check_stored(exp.runs, root, file)
-    stores = [RunStore(root, r.name) for r in exp.runs]
-    stored = [(r.variables, store.result()) for r, store in zip(exp.runs, stores)]
-    latest = None
-    if unfinished:  # runs still training (no result yet) at their latest validation; failed ones stay out
-        latest = [None if store.result() else (store.metrics() or [None])[-1] for store in stores]
-    rows = tables.collect(stored, latest)
-    missing = len(exp.runs) - len(rows)
-    if not rows:
-        what = "logged metrics" if unfinished else "finished runs"
-        raise SelcopyError(f"{file}: no {what} under {root}/ yet (run `selcopy run {file}`)")
-    if average and average not in exp.variables:
-        hint = did_you_mean(average, exp.variables, show=str, known="matrix variables", list_always=True)
-        raise SelcopyError(f"--average {average}: not a matrix variable of {file}{hint}")
-    rows, columns = tables.table(rows, exp.variables, TRIAL if average is None else average, std, include, exclude,
-                                 sort, unfinished)
-    if as_json:
-        print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=1))
-    else:
-        print(tables.markdown(rows, columns))
-    if missing:
-        what = "have logged nothing" if unfinished else "not finished"
-        print(f"({missing} of {len(exp.runs)} runs {what}, left out)", file=sys.stderr)
 
 
 def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
@@ -312,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --executor ray: the GPUs each run asks for, e.g. 0.25 (default: 0)")
     p.add_argument("--every-example", action="store_true",
                    help="keep every validation's example image (default: the latest and the best)")
+    p.add_argument("--stack", action="store_true",
+                   help="train the runs that differ only in their trial as one stacked model (torch.func.vmap), "
+                        "each writing its own folder as alone; for GPUs (on a CPU, --jobs is faster)")
+    p.add_argument("--stack-max", type=positive_int, default=STACK_MAX, metavar="N",
+                   help=f"at most N runs per stack, for memory (default: {STACK_MAX})")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("results", parents=[grid, stored], help="the article-style table of a grid's stored runs")

@@ -65,6 +65,32 @@ def test_throughput_rows(load_benchmark):
     assert abs(parts["gflop_per_step"] - (conv + read_out) / 1e9) < 0.01
 
 
+@pytest.mark.slow
+def test_throughput_grid_rows(load_benchmark):
+    """`throughput.py --grid --json`'s rows, measured in this process: the reference loop in a thread,
+    the side-by-side ways in two threads (in `main`: processes) started together by a barrier."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    throughput = load_benchmark("throughput.py")
+    options = throughput.parse_args(["--grid", "--trials", "2", "3", "--jobs", "2", "--precision", "bfloat16",
+                                     "--steps", "2", "--warmup", "1", "--repeat", "1", "--device", "cpu", "--json"])
+    with ThreadPoolExecutor(1) as reference, ThreadPoolExecutor(2) as side:
+        rows = throughput.run_grid_rows(options, torch.device("cpu"), reference, (side, threading.Barrier(2)))
+    assert [r["model"] for r in rows] == ["conv6-grid2", "conv6-grid3"]
+    for row in rows:
+        ways = row["ways"]
+        assert set(ways) == {"alone", "stacked", "jobs", "stacked_jobs"}
+        assert row["fastest"] in ways and row["selcopy_samples_per_s"] == ways[row["fastest"]]["samples_per_s"]
+        assert row["selcopy_samples_per_s"] == max(w["samples_per_s"] for w in ways.values())
+        assert row["reference_samples_per_s"] == rows[0]["reference_samples_per_s"] > 0  # one at a time, whatever N
+        assert abs(row["ratio"] - row["selcopy_samples_per_s"] / row["reference_samples_per_s"]) < 0.011
+        assert ways["alone"] == {**ways["alone"], "precision": "bfloat16", "jobs": 1, "stacked": 1}
+        # bf16 cannot stack on a CPU (autocast does not reach a convolution under vmap): stacks train in float32
+        assert ways["stacked"]["precision"] == "float32" and ways["stacked"]["stacked"] == row["trials"]
+        assert ways["stacked_jobs"]["jobs"] == 2 and ways["stacked_jobs"]["stacked"] == -(-row["trials"] // 2)
+
+
 def test_throughput_breakdown_of_models_without_flop_counts(load_benchmark):
     rows = throughput_rows(load_benchmark("throughput.py"), "--models", "lstm", "conv3-mha8", "--breakdown")
     for row in rows:  # the flop counter misses the LSTM's products and the CPU attention kernel

@@ -151,7 +151,7 @@ def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = l
     said = lambda m: log(f"{prefix}: {m}")  # noqa: E731
     state = resume_state(spec, store, said)
     with run_threads(state, said):
-        return _train(spec, store, device, state, said, prefix, bar, every_example)
+        return train_from(spec, store, device, state, said, prefix, bar, every_example)
 
 
 def resume_state(spec: RunSpec, store: RunStore, said: Log) -> dict[str, Any] | None:
@@ -163,14 +163,22 @@ def resume_state(spec: RunSpec, store: RunStore, said: Log) -> dict[str, Any] | 
         # progress that no checkpoint can resume: keep all of it aside and start over
         said(f"no readable checkpoint; {store.folder} moved to {store.backup()}, starting over")
     store.write_config(spec.config_dict())
-    if state is not None:
-        repair_best(store, state, said)
-    store.truncate_metrics(int(state["inputs"]) if state else 0, warn=said)  # logged after it: redone
+    ready_to_resume(store, state, said)
     return state
 
 
-def _train(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
-           prefix: str, bar: bool, every_example: bool) -> dict:
+def ready_to_resume(store: RunStore, state: dict[str, Any] | None, said: Log) -> None:
+    """Make a run's folder ready to go on from `state` (None: the start): best.pt made the state
+    the checkpoint names as best, the metrics log cut back to the checkpoint."""
+    if state is not None:
+        repair_best(store, state, said)
+    store.truncate_metrics(int(state["inputs"]) if state else 0, warn=said)  # logged after it: redone
+
+
+def train_from(spec: RunSpec, store: RunStore, device: torch.device, state: dict[str, Any] | None, said: Log,
+               prefix: str, bar: bool, every_example: bool) -> dict:
+    """Train one run to the end from `state` (a checkpoint of it; None: from the start), its folder
+    ready for it (`resume_state`, `ready_to_resume`) and its thread count set (`run_threads`)."""
     cfg = spec.train_config()
     trainer = Trainer(spec.build_model(), spec.build_split(), cfg, spec.seed, device)
     if state is not None:

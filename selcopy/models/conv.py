@@ -198,7 +198,9 @@ class ConvModel(nn.Module):
         h = self.embed(ids)  # (B, L, C)
         if self.cfg.position_embedding:
             h = h + sinusoidal_positions(ids.shape[1], h.shape[-1], h.device, h.dtype)  # + (L, C)
-        x = h.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, L)
+        # (B, L, C) memory seen as (B, C, 1, L) is channels-last already: no copy, and no layout query,
+        # which torch.func.vmap cannot answer (stacked trials, selcopy.train.stacked)
+        x = h.transpose(1, 2).unsqueeze(2)  # (B, C, 1, L)
         for layer in self.layers:
             x = layer(x)
         return self.embed.read_out(x.squeeze(2).transpose(1, 2))  # (B, L, C) -> (B, L, V)

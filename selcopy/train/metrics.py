@@ -67,6 +67,36 @@ def batch_stats(
     return torch.cat([head, per_level, per_level_wrong])
 
 
+@torch.no_grad()
+def stacked_batch_stats(
+    logits: torch.Tensor, text: torch.Tensor, masked: torch.Tensor, difficulty: torch.Tensor, loss: torch.Tensor
+) -> torch.Tensor:
+    """`batch_stats` of N members at once, one row each: logits (N, B, L, V), text, masked (N, B, L),
+    difficulty (N, B), loss (N,) -> (N, K). Row i equals `batch_stats` of member i exactly (counts)."""
+    N, B, L = text.shape
+    wrong = logits.argmax(-1) != text  # (N, B, L)
+    in_mask = masked == MASK
+    sample_wrong = wrong.any(2)  # (N, B)
+    level = difficulty.long().clamp(max=MAX_DIFFICULTY - 1)  # (N, B)
+    count = lambda t: t.flatten(1).sum(1).double()  # noqa: E731  (N, ...) -> (N,)
+    head = torch.stack([
+        loss.double() * B,
+        torch.full((N,), B, device=text.device, dtype=torch.float64),
+        torch.full((N,), B * L, device=text.device, dtype=torch.float64),
+        count(wrong), count(in_mask), count(wrong & in_mask), count(sample_wrong),
+    ], 1)  # (N, 7)
+    levels = torch.zeros(N, MAX_DIFFICULTY, dtype=torch.float64, device=text.device)
+    per_level = levels.scatter_add(1, level, torch.ones_like(level, dtype=torch.float64))
+    per_level_wrong = levels.scatter_add(1, level, sample_wrong.double())
+    return torch.cat([head, per_level, per_level_wrong], 1)
+
+
+def finite_loss(stats: torch.Tensor) -> torch.Tensor:
+    """Whether the loss summed in `stats` (K,) or (N, K) is finite: a step whose loss was NaN or
+    infinite leaves it NaN or infinite until the counts are reset."""
+    return torch.isfinite(stats[..., _LOSS])
+
+
 def summarize(stats: torch.Tensor, prefix: str, per: str | None = None) -> dict[str, float]:
     """Metric values from accumulated counts, names prefixed (`validation_`, `train_`).
 

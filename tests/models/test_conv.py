@@ -81,6 +81,19 @@ def test_position_embedding_adds_no_parameters_and_changes_output():
     assert pos(torch.randint(0, 256, (1, 1000))).shape == (1, 1000, 256)
 
 
+@pytest.mark.parametrize("position_embedding", [False, True])
+def test_every_layer_takes_channels_last_memory(position_embedding):
+    """The conv layers run over (B, L, C) memory, seen as (B, C, 1, L): oneDNN's blocked kernels on
+    the CPU, without a copy, and without asking for a layout (which torch.func.vmap cannot answer)."""
+    model = ConvConfig(**SMALL, position_embedding=position_embedding).build(SHAPE)
+    seen = []
+    for layer in model.layers:
+        layer.register_forward_pre_hook(lambda _, args: seen.append(args[0].is_contiguous(
+            memory_format=torch.channels_last)))
+    model(torch.randint(0, 256, (2, 11)))
+    assert seen == [True] * 3
+
+
 def _error(**settings) -> str:
     with pytest.raises(ValidationError) as info:
         ConvConfig(**settings)

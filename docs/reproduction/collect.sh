@@ -33,3 +33,6 @@ for dir in quality/loss quality/bf16; do
   copy_runs "$dir" benchmarks/quality/runs
 done
 du -sh docs/reproduction/runs benchmarks/quality/runs 2>/dev/null || true
+copy_runs article/10-attention-6l-last-float32-trials docs/reproduction/runs
+copy_runs article/04-baselines-mamba-linear-dt docs/reproduction/runs
+copy_runs open-question/01-screen docs/open-question/runs

@@ -12,3 +12,20 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def train_here():
+    """`train_here(file, runs)`: `selcopy run file` in this process on the CPU with one thread, the
+    thread count restored after (for module fixtures, which the per-test restore does not cover)."""
+    from selcopy.cli import main
+
+    def train(file, runs):
+        threads = torch.get_num_threads()
+        try:
+            assert main(["run", str(file), "--runs", str(runs), "--threads", "1", "--device", "cpu"]) == 0
+        finally:
+            torch.set_num_threads(threads)
+        return runs
+
+    return train

@@ -102,15 +102,9 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory) -> Path:
+def serial(tmp_path_factory, train_here) -> Path:
     """The tiny grid trained by the serial executor, one thread, in this process: the runs folder."""
-    runs = tmp_path_factory.mktemp("serial") / "runs"
-    threads = torch.get_num_threads()
-    try:
-        assert main(["run", str(TINY), "--runs", str(runs), "--threads", "1", "--device", "cpu"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return runs
+    return train_here(TINY, tmp_path_factory.mktemp("serial") / "runs")
 
 
 def on_ray(cluster: LocalCluster, runs: Path, *flags: str, grid: Path = TINY) -> list[str]:

@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from selcopy.cli import main
 from selcopy.train import checkpoint
 
 FILE = Path(__file__).parents[1] / "experiments" / "files" / "resume.yml"
@@ -50,15 +48,9 @@ def scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
+def uninterrupted(tmp_path_factory, train_here) -> Path:
     """Run A: the run folder of an uninterrupted run (trained in this process, one thread)."""
-    runs = tmp_path_factory.mktemp("a") / "runs"
-    threads = torch.get_num_threads()
-    try:
-        assert main(["run", str(FILE), "--runs", str(runs), "--threads", "1", "--device", "cpu"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return runs / RUN
+    return train_here(FILE, tmp_path_factory.mktemp("a") / "runs") / RUN
 
 
 @pytest.fixture(scope="module")

@@ -139,9 +139,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"{exp.path}: {runs} on {where}{at_once}{stacked}, stored under {args.runs}/", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
-    if args.stack:
-        if not local:
-            raise SelcopyError(f"--stack: not with --executor {executor} (yet): stack on one machine, or drop --stack")
+    if args.stack and local:  # on a cluster, the executor stacks itself (its options have `stack_max`)
         executor, options = "stacked", {"stack_max": args.stack_max}
     try:
         status = run_grid(exp.runs, grid, executor, jobs, **options)
@@ -284,12 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "with --jobs N > 1, else serial); ray: each a Ray task on a cluster's nodes, the store here")
     p.add_argument("--address", metavar="ADDR", help="with --executor ray: a running cluster's, auto or HEAD:6379")
     p.add_argument("--gpus-per-run", type=float, default=0, metavar="G",
-                   help="with --executor ray: the GPUs each run asks for, e.g. 0.25 (default: 0)")
+                   help="with --executor ray: the GPUs each run (each stack, with --stack) asks for, e.g. 0.25 "
+                        "(default: 0)")
     p.add_argument("--every-example", action="store_true",
                    help="keep every validation's example image (default: the latest and the best)")
     p.add_argument("--stack", action="store_true",
                    help="train the runs that differ only in their trial as one stacked model (torch.func.vmap), "
-                        "each writing its own folder as alone; for GPUs (on a CPU, --jobs is faster)")
+                        "each writing its own folder as alone; with --executor ray, a stack per Ray actor; for GPUs "
+                        "(on a CPU, --jobs is faster)")
     p.add_argument("--stack-max", type=positive_int, default=STACK_MAX, metavar="N",
                    help=f"at most N runs per stack, for memory (default: {STACK_MAX})")
     p.set_defaults(func=cmd_run)

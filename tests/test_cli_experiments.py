@@ -818,12 +818,3 @@ def test_a_value_with_a_line_break_in_a_message_stays_on_one_line(capsys, tiny_r
     assert main(["plot", str(TINY), "--runs", str(runs), "--metric", "a\nb"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("selcopy: error: --metric a\\nb: no run logged this metric")
-
-
-def test_stack_is_refused_with_the_ray_executor_in_one_line(capsys, tmp_path):
-    status = main(["run", str(FILES / "tiny_grid.yml"), "--runs", str(tmp_path / "runs"), "--stack",
-                   "--executor", "ray"])
-    err = capsys.readouterr().err
-    assert status == 2 and err.strip().splitlines()[-1] == (
-        "selcopy: error: --stack: not with --executor ray (yet): stack on one machine, or drop --stack")
-    assert not (tmp_path / "runs" / "tiny").exists()

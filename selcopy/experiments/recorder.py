@@ -23,11 +23,13 @@ from selcopy.experiments.store import RunStore
 from selcopy.files import atomic_write
 from selcopy.report.examples import EXAMPLES, examples_png, save_examples
 from selcopy.train import checkpoint
+from selcopy.train.device import flushing_denormals
 from selcopy.train.loop import MEASURED, Trainer
 from selcopy.train.metrics import summarize
 
 Log = Callable[[str], None]
 THREADS = "threads"  # the checkpoint's record of the torch threads the run trains with
+FLUSH = "flush_denormal"  # and of whether it flushes subnormal floats to zero (absent: it did not)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Validation:
     def of(cls, trainer: Trainer, metrics: dict[str, Any]) -> Validation:
         batch = trainer.split.validation.select(slice(0, min(EXAMPLES, len(trainer.split.validation))))
         png = examples_png(batch, trainer.predict(batch).cpu(), int(metrics["inputs"]))
-        state = {**trainer.state_dict(), THREADS: torch.get_num_threads()}
+        state = {**trainer.state_dict(), THREADS: torch.get_num_threads(), FLUSH: flushing_denormals()}
         return cls(dict(metrics), trainer.config.max_inputs, png, checkpoint.encode(state))
 
 
@@ -121,17 +123,20 @@ def repair_best(store: RunStore, state: dict[str, Any], warn: Log) -> None:
 
 def finish(spec: RunSpec, store: RunStore, trainer: Trainer, device: torch.device) -> dict[str, Any]:
     """Write the finished `result.json` from the last line of the metrics log."""
-    return write_finished(spec, store, trainer.best, str(device), torch.get_num_threads(), trainer.config.precision)
+    return write_finished(spec, store, trainer.best, str(device), torch.get_num_threads(), trainer.config.precision,
+                          flushing_denormals() and device.type == "cpu")
 
 
 def write_finished(spec: RunSpec, store: RunStore, best: dict[str, Any], device: str, threads: int,
-                   precision: str) -> dict[str, Any]:
+                   precision: str, flushed: bool = False) -> dict[str, Any]:
     """`finish` from what the trainer ended with, wherever it trained: its best validation, the
-    device and torch threads it trained with (the numbers depend on both) and its precision."""
+    device, torch threads and CPU denormal mode it trained with (the numbers depend on them) and
+    its precision."""
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
               "best": best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
-              "threads": threads, "precision": {"training": precision, "measurement": MEASURED}}
+              "threads": threads, "precision": {"training": precision, "measurement": MEASURED},
+              "denormals": "flushed to zero" if flushed else "kept"}  # on the CPU; a GPU keeps them
     store.write_result(result)
     return result
 

@@ -16,11 +16,11 @@ import torch
 from tqdm import tqdm
 
 from selcopy.errors import SelcopyError
-from selcopy.experiments.recorder import THREADS, Recorder, finish, record_failure, repair_best
+from selcopy.experiments.recorder import FLUSH, THREADS, Recorder, finish, record_failure, repair_best
 from selcopy.experiments.spec import RunSpec
 from selcopy.experiments.store import RunBusy, RunStore
 from selcopy.train import checkpoint
-from selcopy.train.device import keep_freed_memory
+from selcopy.train.device import flush_denormals, flushing_denormals, keep_freed_memory
 from selcopy.train.loop import Trainer
 
 Log = Callable[[str], None]
@@ -124,10 +124,13 @@ def move_aside(store: RunStore, other: str | None, log: Log, prefix: str) -> Non
 
 @contextlib.contextmanager
 def run_threads(state: dict[str, Any] | None, log: Log) -> Iterator[None]:
-    """Torch's thread count while a run trains: the count its checkpoint was written with, when it
-    resumes (a run's numbers depend on it: the order of float sums), whatever the resuming
-    command asks; the process's own count is restored after."""
-    now = torch.get_num_threads()
+    """Torch's thread count and the CPU's denormal mode while a run trains. The count is the one
+    its checkpoint was written with, when it resumes (a run's numbers depend on it: the order of
+    float sums), whatever the resuming command asks. Subnormal floats are flushed to zero (a float32
+    run on the CPU slows down up to ten-fold as its activations and gradients reach them), except
+    in a run that resumes from a checkpoint written without (before selcopy flushed them), which
+    goes on as it began. The process's own count and mode are restored after."""
+    now, flushed = torch.get_num_threads(), flushing_denormals()
     recorded = int(state.get(THREADS) or 0) if state else 0
     if recorded and recorded != now:
         cores = available_cores()
@@ -138,10 +141,12 @@ def run_threads(state: dict[str, Any] | None, log: Log) -> Iterator[None]:
         log(f"resumes with the {recorded} thread{'s' * (recorded != 1)} it trained with, not {now}: "
             "its numbers depend on the count")
         torch.set_num_threads(recorded)
+    flush_denormals(bool(state.get(FLUSH)) if state else True)
     try:
         yield
     finally:
         torch.set_num_threads(now)
+        flush_denormals(flushed)
 
 
 def train_run(spec: RunSpec, store: RunStore, device: torch.device, log: Log = log_line, prefix: str = "",

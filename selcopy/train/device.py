@@ -69,3 +69,20 @@ def keep_freed_memory() -> int:
     if threshold and mallopt(_M_TRIM_THRESHOLD, 1 << 30) != 1:
         return 0
     return threshold
+
+
+_flushing = False  # torch has no getter for it
+
+
+def flush_denormals(flush: bool) -> bool:
+    """Whether the CPU flushes subnormal floats (below 1.2e-38) to zero; True if it now does. A
+    float32 run on the CPU slows down up to ten-fold as its activations and gradients reach such
+    values (measured: benchmarks/RESULTS.md); flushing them changes only those values."""
+    global _flushing
+    _flushing = bool(torch.set_flush_denormal(flush)) and flush  # False where the CPU cannot
+    return _flushing
+
+
+def flushing_denormals() -> bool:
+    """Whether this process flushes subnormal floats to zero (as `flush_denormals` set it)."""
+    return _flushing

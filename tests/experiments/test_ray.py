@@ -304,6 +304,92 @@ def test_the_command_holds_its_runs_and_ctrl_c_stops_every_task(cluster, tmp_pat
         assert checkpoint.load_newest(store.checkpoints, warn=pytest.fail)["inputs"] >= 1280
 
 
+STACK = Path(__file__).parent / "files" / "stack_grid.yml"  # stack/trial-1..3: validations every 400 of 1,600
+STACKED = tuple(f"stack/trial-{trial}" for trial in (1, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def stacked_here(tmp_path_factory, train_here) -> Path:
+    """The stack grid trained here as one stack (`--stack`), one thread: the runs folder."""
+    return train_here(STACK, tmp_path_factory.mktemp("stacked") / "runs", "--stack")
+
+
+def assert_same_stack(runs: Path, here: Path) -> None:
+    """Each member of a stack trained on the cluster ends exactly as the same stack trained here."""
+    for run in STACKED:
+        a, b = RunStore(here, run), RunStore(runs, run)
+        assert files(b.folder) == files(a.folder)
+        assert without_times(b.result()) == without_times(a.result())
+        assert [without_times(row) for row in b.metrics()] == [without_times(row) for row in a.metrics()]
+        assert [row["inputs"] for row in b.metrics()] == [400, 800, 1200, 1600]
+        for name in ("latest.pt", "best.pt"):
+            mine, theirs = (checkpoint.load(store.checkpoints / name) for store in (b, a))
+            assert mine["inputs"] == theirs["inputs"] and mine["threads"] == theirs["threads"] == 1
+            assert all(torch.equal(mine["model"][k], theirs["model"][k]) for k in theirs["model"])
+        latest = "validation-latest.png"
+        assert (b.examples / latest).read_bytes() == (a.examples / latest).read_bytes()
+
+
+def test_stacked_trials_go_out_as_one_actor_and_end_as_a_stack_here(cluster, stacked_here, tmp_path, monkeypatch,
+                                                                      capsys):
+    """`--stack` on the cluster: the three trials train as one stack in one actor (one CPU), each
+    member writes its own folder, exactly as the same stack trained here; `--skip-existing` then
+    sends nothing."""
+    from selcopy.experiments.executors.ray import Driver
+
+    stacks: list[list[str]] = []
+    submit = Driver._submit_stack
+    monkeypatch.setattr(Driver, "_submit_stack", lambda self, unit: (stacks.append([job.spec.name for job in unit]),
+                                                                     submit(self, unit))[1])
+    runs = tmp_path / "runs"
+    assert main(on_ray(cluster, runs, "--stack", grid=STACK)) == 0
+    err = capsys.readouterr().err
+    assert stacks == [list(STACKED)]
+    assert "each run or stack asks for 1 CPU" in err
+    assert "[1/3] stack/trial-1: started, stacked with 2 more on " in err
+    assert "[3/3] stack/trial-3: validation sample error" in err and "3 stacked)" in err
+    assert_same_stack(runs, stacked_here)
+    assert main(on_ray(cluster, runs, "--stack", "--skip-existing", grid=STACK)) == 0
+    assert capsys.readouterr().err.count("finished before, skipped") == 3
+
+
+def test_a_stack_whose_worker_dies_resumes_from_the_store_and_ends_as_uninterrupted(cluster, stacked_here, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """The stack's worker process is killed once every member's first checkpoint is stored: Ray
+    calls it again, it resumes every member from the store's checkpoint, as one stack, and the
+    members end exactly as an uninterrupted stack does. A stack split by `--stack-max` goes out
+    as two actors."""
+    from selcopy.experiments.executors.ray import Driver
+
+    request = Driver._stack_request
+    stored: list[str] = []
+
+    def answered(self, out, kind, payload):
+        answer = request(self, out, kind, payload)
+        if kind == "validation":
+            stored.append(payload[0])
+            if len(stored) == len(STACKED):  # every member's first validation is in the store
+                os.kill(out.where["pid"], signal.SIGKILL)
+        return answer
+
+    monkeypatch.setattr(Driver, "_stack_request", answered)
+    runs = tmp_path / "runs"
+    assert main(on_ray(cluster, runs, "--stack", grid=STACK)) == 0
+    err = capsys.readouterr().err
+    for prefix in ("[1/3] stack/trial-1", "[2/3] stack/trial-2", "[3/3] stack/trial-3"):
+        assert f"{prefix}: resuming at 400 inputs, stacked with 2 more on " in err, err
+    assert ", attempt 2 of 4" in err
+    assert_same_stack(runs, stacked_here)
+
+    monkeypatch.setattr(Driver, "_stack_request", request)
+    split = tmp_path / "split"
+    assert main(on_ray(cluster, split, "--stack", "--stack-max", "2", grid=STACK)) == 0
+    err = capsys.readouterr().err
+    assert "[1/3] stack/trial-1: started, stacked with 1 more on " in err
+    assert "[3/3] stack/trial-3: started on " in err  # alone: the solo path
+    assert all(RunStore(split, run).finished() for run in STACKED)
+
+
 def test_the_overhead_benchmark_measures_on_a_cluster(cluster, monkeypatch):
     """`benchmarks/ray_overhead.py` keeps its JSON contract (its figures are not tested)."""
     import importlib.util

@@ -19,6 +19,15 @@ for its start again and resumes from what the store holds, and ends with the num
 uninterrupted run. A run is an actor, not a task, because a task that waits for an answer
 (`ray.get`) lends its CPUs back to Ray meanwhile, which starts another run on them; an actor
 holds its CPUs and GPU share until the driver ends it.
+
+With `--stack`, the runs that differ only in their trial go out as stacks (`executors/stacked.py`:
+`plan`, at most `--stack-max` runs each): a stack is one actor, asking for what one run asks for
+(`--threads` CPUs, `--gpus-per-run` of a GPU), that trains its members as one stacked model.
+The driver holds every member's lock and answers the actor's start with the members that resume
+from one step (`stages`) and their checkpoints; each member's validations come back and are
+stored as a run's, a member whose loss diverges fails alone, and a worker that dies resumes the
+stack from what the store holds, as a local stack does. Members of a later step go out next, to
+the same actor.
 """
 
 from __future__ import annotations
@@ -34,9 +43,11 @@ from typing import Any
 
 from selcopy.errors import SelcopyError
 from selcopy.experiments.executors.base import Executor, Outcome, RunJob
+from selcopy.experiments.executors.processes import Unit
 from selcopy.experiments.executors.ray_worker import Post, WorkerMismatch, versions, worker_class
+from selcopy.experiments.executors.stacked import Member, plan, readable_checkpoints, stages
 from selcopy.experiments.recorder import THREADS, Recorder, Validation, record_failure, write_finished
-from selcopy.experiments.runner import GridSettings, check_run, move_aside, resume_state
+from selcopy.experiments.runner import GridSettings, check_run, move_aside, ready_to_resume, resume_state
 from selcopy.experiments.store import RunBusy, RunStore
 from selcopy.train import checkpoint
 
@@ -59,9 +70,10 @@ class Ray(Executor):
     local = False
 
     def __init__(self, grid: GridSettings, jobs: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
-                 device: str = "auto"):
+                 device: str = "auto", stack_max: int = 0):
         super().__init__(grid, jobs)
         self.address, self.gpus, self.device = address, gpus_per_run, device
+        self.stack_max = stack_max  # 0: every run alone; else runs of one shape go out as stacks of at most this
         self.threads = grid.threads or 1
         self.largest = float("inf")  # CPUs of the cluster's largest node, once connected
 
@@ -72,7 +84,9 @@ class Ray(Executor):
             raise SelcopyError(f"--gpus-per-run {args.gpus_per_run:g}: a share of a GPU is 0 or more, e.g. 0.25")
         if args.jobs > 1:
             raise SelcopyError("--jobs: not with --executor ray, which runs as many runs as the cluster has room for")
-        return {"address": args.address, "gpus_per_run": args.gpus_per_run, "device": args.device}
+        stack_max = args.stack_max if getattr(args, "stack", False) else 0
+        return {"address": args.address, "gpus_per_run": args.gpus_per_run, "device": args.device,
+                "stack_max": stack_max}
 
     def run(self, runs: list[RunJob]) -> list[Outcome]:
         ray = import_ray()
@@ -90,7 +104,7 @@ class Ray(Executor):
                 self._connect(ray)
             try:
                 self._survey(ray)
-                failed |= Driver(ray, self).run(todo)
+                failed |= Driver(ray, self).run(self._units(todo))
             finally:
                 if not joined:
                     ray.shutdown()
@@ -111,19 +125,30 @@ class Ray(Executor):
             raise SelcopyError(f"{where}: nothing answers there ({error.strerror or error}); is the cluster's "
                                "head started (`ray start --head`)?") from None
 
+    def _units(self, todo: list[RunJob]) -> list[Unit]:
+        """What goes out: each run alone, or with `--stack`, the stacks `plan` makes of them (checked
+        on this machine's device of the kind the workers use: a GPU where each asks for a share)."""
+        if not self.stack_max:
+            return [[job] for job in todo]
+        import torch
+
+        kind = "cuda" if self.gpus and torch.cuda.is_available() else "cpu"
+        return plan(todo, torch.device(kind), self.stack_max, 1, self.grid.log)
+
     def _survey(self, ray: Any) -> None:
         """Say what the cluster has; SelcopyError if no node can take a run as asked."""
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         cpus, gpus = (max((node.get(key, 0) for node in nodes), default=0) for key in ("CPU", "GPU"))
         self.largest = cpus  # the most CPUs a run can ask for
         asked = f"{self.threads} CPU{'s' * (self.threads != 1)}" + f" and {self.gpus:g} GPU" * bool(self.gpus)
+        each = "each run or stack" if self.stack_max else "each run"
         if cpus < self.threads or gpus < self.gpus:
             flags = f"--threads {self.threads}" + f" --gpus-per-run {self.gpus:g}" * bool(self.gpus)
-            raise SelcopyError(f"{flags}: each run asks Ray for {asked}; the largest node of the cluster has "
+            raise SelcopyError(f"{flags}: {each} asks Ray for {asked}; the largest node of the cluster has "
                                f"{cpus:g} CPUs and {gpus:g} GPUs")
         total = ray.cluster_resources()
         self.grid.log(f"Ray: {len(nodes)} node{'s' * (len(nodes) != 1)}, {total.get('CPU', 0):g} CPUs, "
-                      f"{total.get('GPU', 0):g} GPUs; each run asks for {asked}")
+                      f"{total.get('GPU', 0):g} GPUs; {each} asks for {asked}")
 
 
 @dataclasses.dataclass
@@ -143,6 +168,24 @@ class Out:
         log(f"{self.job.prefix}: {message}")
 
 
+@dataclasses.dataclass
+class StackOut(Out):
+    """A stack out on the cluster, known by its first run's name (`job`, `store`): its members,
+    those its current call trains (a stage: one step), their recorders, the threads it asked for."""
+
+    members: list[Member] = dataclasses.field(default_factory=list)
+    stage: list[Member] = dataclasses.field(default_factory=list)
+    recorders: dict[str, Recorder] = dataclasses.field(default_factory=dict)
+    threads: int = 1
+    tries: int = 0  # attempts at the current stage
+
+    def member(self, name: str) -> Member:
+        return next(member for member in self.members if member.job.spec.name == name)
+
+    def unsettled(self, members: list[Member] | None = None) -> list[Member]:
+        return [member for member in (self.members if members is None else members) if member.ok is None]
+
+
 class Driver:
     """One `Ray.run`: locks and submits the runs, answers their workers, records how each ended."""
 
@@ -151,7 +194,7 @@ class Driver:
         self.out: dict[str, Out] = {}
         self.failed: set[str] = set()
 
-    def run(self, todo: list[RunJob]) -> set[str]:
+    def run(self, units: list[Unit]) -> set[str]:
         ray = self.ray
         here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False)
@@ -161,8 +204,11 @@ class Driver:
         if threading.current_thread() is threading.main_thread():  # stopped from outside: end the runs first
             terminated = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            for job in todo:
-                self._submit(job)
+            for unit in units:
+                if len(unit) == 1:
+                    self._submit(unit[0])
+                else:
+                    self._submit_stack(unit)
             while self.out:
                 for request in ray.get(self.post.collect.remote(POLL_S)):
                     self._answer(*request)
@@ -219,7 +265,9 @@ class Driver:
             self.post.answer.remote(number, None)
             return
         try:
-            if kind == "resume":
+            if isinstance(out, StackOut):
+                answer = self._stack_request(out, kind, payload)
+            elif kind == "resume":
                 answer = self._resume(out, payload)
             elif kind == "validation":
                 answer = self._validated(out, payload)
@@ -252,6 +300,9 @@ class Driver:
         return True
 
     def _ended(self, out: Out) -> None:
+        if isinstance(out, StackOut):
+            self._stage_ended(out)
+            return
         ray, spec = self.ray, out.job.spec
         try:
             ended = ray.get(out.ref)
@@ -266,7 +317,7 @@ class Driver:
             return
         try:
             result = write_finished(spec, out.store, ended["best"], ended["device"], ended["threads"],
-                                    ended["precision"])
+                                    ended["precision"], ended["flushed"])
         except Exception as error:
             self._fail(out, f"{type(error).__name__}: {error}", traceback.format_exc())
             return
@@ -276,6 +327,11 @@ class Driver:
         self._release(out)
 
     def _fail(self, out: Out, reason: str, trace: str) -> None:
+        if isinstance(out, StackOut):  # every member not yet settled
+            for member in out.unsettled():
+                self._fail_member(out, member, reason, trace)
+            self._release(out)
+            return
         where = f" (on {out.where['host']})" if out.where else ""
         out.say(self.grid.log, f"failed: {reason}{where}")
         record_failure(out.store, out.job.spec, reason + where, trace, self.grid.log, out.job.prefix)
@@ -290,8 +346,148 @@ class Driver:
                 self.ray.kill(out.actor)
         if out.recorder is not None:
             out.recorder.close()
+        if isinstance(out, StackOut):
+            for recorder in out.recorders.values():
+                recorder.close()
         out.lock.close()
         self.out.pop(out.job.spec.name, None)
+
+    # --- stacks -------------------------------------------------------------------------------
+    def _submit_stack(self, unit: Unit) -> None:
+        """Lock every member, check each under its lock, and send the stack to the cluster."""
+        log = self.grid.log
+        first = unit[0]
+        out = StackOut(first, RunStore(self.grid.root, first.spec.name), contextlib.ExitStack())
+        self.out[first.spec.name] = out  # from here on, an interrupt releases it
+        for job in unit:
+            member = Member(job, RunStore(self.grid.root, job.spec.name))
+            try:
+                out.lock.enter_context(member.store.lock())
+            except RunBusy as error:
+                log(f"{job.prefix}: failed: {error}")
+                self.failed.add(job.spec.name)
+                continue
+            checked, other = check_run(job.spec, member.store, self.grid.skip_existing, log, job.prefix)
+            if checked is not None:
+                self.failed.update([job.spec.name] * (not checked))
+                continue
+            out.members.append(member)
+            try:
+                move_aside(member.store, other, log, job.prefix)
+                member.store.write_config(job.spec.config_dict())
+                member.states = readable_checkpoints(member.store, member.said(self.grid))
+            except Exception as error:
+                self._fail_member(out, member, f"{type(error).__name__}: {error}", traceback.format_exc())
+        if not out.unsettled():
+            self._release(out)
+            return
+        recorded = [int(state.get(THREADS) or 0) for m in out.unsettled() for state in m.states.values()]
+        out.threads = max(recorded, default=0) or self.executor.threads  # a stage resumes with its count
+        if out.threads > self.executor.largest:
+            self._fail(out, f"it trained with {out.threads} torch threads, and no node of the cluster has "
+                            f"{out.threads} CPUs (the largest: {self.executor.largest:g}): resume it where one "
+                            "has, or move its folder away to start over", "")
+            return
+        out.actor = self.worker.options(num_cpus=out.threads, num_gpus=self.executor.gpus, max_restarts=RETRIES,
+                                        max_task_retries=RETRIES).remote()
+        self._send_stage(out)
+
+    def _send_stage(self, out: StackOut) -> None:
+        out.tries = 0
+        out.ref = out.actor.train_stack.remote(WORKER_MODULE, versions(), self.post, out.job.spec.name,
+                                               self.executor.device, out.threads)
+
+    def _stack_request(self, out: StackOut, kind: str, payload: Any) -> Any:
+        """A stack's worker asks for its start, stores a member's validation, reports a member's
+        failure or a line to log; the answer, None where the member is no longer training."""
+        if kind == "resume":
+            return self._resume_stack(out, payload)
+        if kind == "log":
+            out.say(self.grid.log, payload)
+            return True
+        name, what = payload
+        member = out.member(name)
+        if member.ok is not None or member not in out.stage:
+            return None
+        if kind == "validation":
+            out.recorders[name].write(what)
+        else:  # "failed": its loss diverged; the others train on
+            self._fail_member(out, member, what, "")
+        return True
+
+    def _resume_stack(self, out: StackOut, where: dict[str, Any]) -> tuple[int, list[tuple]]:
+        """A stack's call starts (again): its members of the earliest step the store holds, and
+        their checkpoints as bytes (None: from the start)."""
+        out.attempt += 1
+        out.tries += 1
+        out.where = where
+        for recorder in out.recorders.values():
+            recorder.close()
+        out.recorders = {}
+        left = out.unsettled()
+        for member in left:
+            member.states = readable_checkpoints(member.store, member.said(self.grid))
+            member.store.write_config(member.job.spec.config_dict())
+        stage = stages(left)[0]
+        out.stage = [member for member, _ in stage]
+        again = f", attempt {out.tries} of {RETRIES + 1}" if out.tries > 1 else ""
+        answer = []
+        for member, state in stage:
+            said, spec = member.said(self.grid), member.job.spec
+            ready_to_resume(member.store, state, said)
+            inputs = int(state["inputs"]) if state else 0
+            out.recorders[spec.name] = Recorder(member.store, inputs, said, self.grid.every_example)
+            start = f"resuming at {inputs:,} inputs" if state else "started"
+            said(f"{start}, stacked with {len(stage) - 1} more on {where['host']}{again}")
+            answer.append((spec.name, dataclasses.asdict(spec), checkpoint.encode(state) if state else None))
+        return out.attempt, answer
+
+    def _stage_ended(self, out: StackOut) -> None:
+        """A stack's call returned: its members that finished get their result.json, those of a
+        failed call fail; the members of a later step go out next, to the same actor."""
+        ray = self.ray
+        reason, trace = "its stack ended without it", ""
+        try:
+            ended = ray.get(out.ref)
+        except ray.exceptions.RayTaskError as error:
+            cause = error.cause
+            known = isinstance(cause, (WorkerMismatch, ImportError))
+            reason, trace, ended = str(cause) if known else f"{type(cause).__name__}: {cause}", str(error), {}
+        except ray.exceptions.RayError as error:
+            reason = f"its Ray worker died {RETRIES + 1} times; the last time: {str(error).splitlines()[0]}"
+            trace, ended = str(error), {}
+        for member in out.unsettled(out.stage):
+            name = member.job.spec.name
+            out.recorders.pop(name).close()
+            if name not in ended:
+                self._fail_member(out, member, reason, trace)
+                continue
+            try:
+                run = ended[name]
+                result = write_finished(member.job.spec, member.store, run["best"], run["device"], run["threads"],
+                                        run["precision"], run["flushed"])
+            except Exception as error:
+                self._fail_member(out, member, f"{type(error).__name__}: {error}", traceback.format_exc())
+                continue
+            member.ok = True
+            final = result["metrics"]
+            member.said(self.grid)(f"validation sample error {final['validation_sample_error%']:.3f}% "
+                                   f"({final['throughput']:,.0f} inputs/s, {len(out.stage)} stacked)")
+        out.stage = []
+        if out.unsettled():
+            self._send_stage(out)
+        else:
+            self._release(out)
+
+    def _fail_member(self, out: StackOut, member: Member, reason: str, trace: str) -> None:
+        where = f" (on {out.where['host']})" if out.where else ""
+        recorder = out.recorders.pop(member.job.spec.name, None)
+        if recorder is not None:
+            recorder.close()
+        member.said(self.grid)(f"failed: {reason}{where}")
+        record_failure(member.store, member.job.spec, reason + where, trace, self.grid.log, member.job.prefix)
+        member.ok = False
+        self.failed.add(member.job.spec.name)
 
 
 def _answers(address: str) -> None:

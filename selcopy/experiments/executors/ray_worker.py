@@ -17,7 +17,7 @@ from selcopy.experiments.recorder import Validation
 from selcopy.experiments.runner import run_threads, start_process
 from selcopy.experiments.spec import RunSpec
 from selcopy.train import checkpoint
-from selcopy.train.device import pick_device
+from selcopy.train.device import flushing_denormals, pick_device
 from selcopy.train.loop import Trainer
 
 
@@ -81,12 +81,31 @@ def worker_class() -> type:
                                   "there, as on the driver") from None
             return worker.train_on_worker(wanted, *args)
 
+        def train_stack(self, module: str, wanted: dict[str, str], *args: Any) -> dict[str, Any]:
+            import importlib
+
+            return importlib.import_module(module).train_stack_on_worker(wanted, *args)
+
     return SelcopyRun
 
 
-def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str, Any], device_name: str,
-                    threads: int) -> dict[str, Any]:
-    """Train one run on this worker, from the start the driver answers, reporting every validation."""
+class Sender:
+    """A worker's requests to the driver, for one attempt of one run or stack; each waits for its answer."""
+
+    def __init__(self, post: Any, run: str):
+        self.post, self.run, self.attempt = post, run, 0
+
+    def __call__(self, kind: str, payload: Any) -> Any:
+        import ray
+
+        answer = ray.get(self.post.send.remote(self.run, self.attempt, kind, payload))
+        if answer is None:
+            raise RuntimeError("the driver no longer takes this attempt's reports")
+        return answer
+
+
+def here_checked(wanted: dict[str, str]) -> dict[str, Any]:
+    """Where this worker runs (host, node, pid); WorkerMismatch unless it has the driver's versions."""
     import ray
 
     where = {"host": ray.util.get_node_ip_address(), "node": ray.get_runtime_context().get_node_id(),
@@ -95,15 +114,16 @@ def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str,
     if have != wanted:
         differ = ", ".join(f"{name} {have[name]}, not {wanted[name]}" for name in wanted if have[name] != wanted[name])
         raise WorkerMismatch(f"node {where['host']} has {differ} as on the driver: install the driver's versions there")
-    attempt = 0
+    return where
 
-    def send(kind: str, payload: Any) -> Any:
-        answer = ray.get(post.send.remote(run, attempt, kind, payload))
-        if answer is None:
-            raise RuntimeError("the driver no longer takes this attempt's reports")
-        return answer
 
+def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str, Any], device_name: str,
+                    threads: int) -> dict[str, Any]:
+    """Train one run on this worker, from the start the driver answers, reporting every validation."""
+    where = here_checked(wanted)
+    send = Sender(post, run)
     attempt, data = send("resume", where)
+    send.attempt = attempt
     state = checkpoint.decode(data, f"{run}'s checkpoint") if data is not None else None
     spec = RunSpec(**spec)
     device = pick_device(device_name)
@@ -114,5 +134,46 @@ def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str,
             trainer.load_state_dict(state)
         trainer.on_validation = lambda at, metrics: send("validation", Validation.of(at, metrics))
         trainer.fit()
-        return {"best": trainer.best, "device": str(device), "threads": torch.get_num_threads(),
-                "precision": trainer.config.precision}
+        return ended(trainer, device)
+
+
+def ended(trainer: Trainer, device: torch.device) -> dict[str, Any]:
+    """What the driver writes a finished run's result.json from."""
+    return {"best": trainer.best, "device": str(device), "threads": torch.get_num_threads(),
+            "precision": trainer.config.precision, "flushed": flushing_denormals() and device.type == "cpu"}
+
+
+def train_stack_on_worker(wanted: dict[str, str], post: Any, key: str, device_name: str,
+                          threads: int) -> dict[str, dict[str, Any]]:
+    """Train the members of a stack the driver answers (its runs at one step: a stage) as one stacked
+    model on this worker, each from its own state, reporting each member's validations and failure;
+    what each member that finished ended with, by run name. Members that this device cannot stack
+    (`stack_refusal`) train one after the other."""
+    from selcopy.experiments.executors.stacked import stack_trainers
+    from selcopy.train.stacked import StackedTrainer, stack_refusal
+
+    where = here_checked(wanted)
+    send = Sender(post, key)
+    send.attempt, stage = send("resume", where)
+    device = pick_device(device_name)
+    start_process(device, threads)
+    stage = [(name, RunSpec(**spec), checkpoint.decode(data, f"{name}'s checkpoint") if data is not None else None)
+             for name, spec, data in stage]
+    with run_threads(stage[0][2], lambda message: send("log", message)):
+        first = stage[0][1]
+        reason = len(stage) > 1 and stack_refusal(first.build_model(), first.task_shape().max_length,
+                                                  first.train_config(), device)
+        trainers, rngs = stack_trainers([(spec, state) for _, spec, state in stage], device)
+        names = {id(trainer): name for trainer, (name, _, _) in zip(trainers, stage)}
+        for trainer in trainers:
+            trainer.on_validation = lambda at, metrics: send("validation", (names[id(at)], Validation.of(at, metrics)))
+        if len(trainers) == 1 or reason:
+            if len(trainers) > 1:
+                send("log", f"its {len(trainers)} runs train one after the other on {device}, not stacked: {reason}")
+            for trainer in trainers:
+                trainer.fit()
+            return {names[id(trainer)]: ended(trainer, device) for trainer in trainers}
+        failed = lambda trainer, why: send("failed", (names[id(trainer)], why))  # noqa: E731
+        group = StackedTrainer(trainers, rngs, on_failure=failed)
+        group.fit()
+        return {names[id(trainer)]: ended(trainer, device) for trainer in group.members}

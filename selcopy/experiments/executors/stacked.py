@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from selcopy.experiments.executors.base import Executor, Outcome, RunJob
 from selcopy.experiments.executors.processes import Processes, Unit
-from selcopy.experiments.recorder import THREADS, Recorder, finish, record_failure
+from selcopy.experiments.recorder import FLUSH, THREADS, Recorder, finish, record_failure
 from selcopy.experiments.runner import (
     GridSettings,
     check_run,
@@ -191,25 +191,26 @@ def readable_checkpoints(store: RunStore, said: Any) -> dict[int, dict[str, Any]
 
 def stages(members: list[Member]) -> list[list[tuple[Member, dict[str, Any] | None]]]:
     """Members grouped by the checkpoint each resumes from, so that each group is at one step
-    (and thread count: the numbers depend on it). The least advanced members set the step, and
+    (and thread count and denormal mode: the numbers depend on them). The least advanced members set the step, and
     every member with a checkpoint at that step joins them, from its previous checkpoint if it
     is one validation ahead (a kill between the members' checkpoints); the rest form the next."""
     left, out = list(members), []
     while left:
         step = min(max(m.states, default=0) for m in left)
         stage = [(m, m.states.get(step)) for m in left if (step in m.states if step else not m.states)]
-        threads = {_threads(state) for _, state in stage}
-        if len(threads) > 1:  # the members first recorded with the most common count, the others later
-            common = max(threads, key=lambda t: sum(_threads(s) == t for _, s in stage))
-            stage = [(m, s) for m, s in stage if _threads(s) == common]
+        modes = {_mode(state) for _, state in stage}
+        if len(modes) > 1:  # the members first recorded with the most common count and mode, the others later
+            common = max(modes, key=lambda t: sum(_mode(s) == t for _, s in stage))
+            stage = [(m, s) for m, s in stage if _mode(s) == common]
         out.append(stage)
         chosen = {id(m) for m, _ in stage}
         left = [m for m in left if id(m) not in chosen]
     return out
 
 
-def _threads(state: dict[str, Any] | None) -> int:
-    return int(state.get(THREADS) or 0) if state else 0
+def _mode(state: dict[str, Any] | None) -> tuple[int, bool]:
+    """The thread count and denormal mode a member resumes with (`run_threads`): one per stack."""
+    return (int(state.get(THREADS) or 0), bool(state.get(FLUSH))) if state else (0, True)
 
 
 def _train_stage(stage: list[tuple[Member, dict[str, Any] | None]], grid: GridSettings, bar: bool) -> None:
@@ -234,23 +235,33 @@ def _train_stage(stage: list[tuple[Member, dict[str, Any] | None]], grid: GridSe
                 _failed(member, grid, f"{type(error).__name__}: {error}", trace)
 
 
-def _train_stacked(stage: list[tuple[Member, dict[str, Any] | None]], grid: GridSettings, bar: bool) -> None:
-    first = stage[0][0].job.spec
-    split = first.build_split()  # the members' settings are the same: one validation set for all
-    trainers, rngs, recorders, by_trainer = [], [], [], {}
-    for member, state in stage:
-        spec, said = member.job.spec, member.said(grid)
-        trainer = Trainer(spec.build_model(), split, spec.train_config(), spec.seed, grid.device)
+def stack_trainers(stage: list[tuple[RunSpec, dict[str, Any] | None]], device: torch.device
+                   ) -> tuple[list[Trainer], list[torch.Tensor]]:
+    """The members of a stack as Trainers, each from its state (None: the start), and each one's
+    torch RNG state as its checkpoints would hold it alone (`StackedTrainer`'s `rng_states`)."""
+    split = stage[0][0].build_split()  # the members' settings are the same: one validation set for all
+    trainers, rngs = [], []
+    for spec, state in stage:
+        trainer = Trainer(spec.build_model(), split, spec.train_config(), spec.seed, device)
         if state is not None:
             trainer.load_state_dict(state)
+        trainers.append(trainer)
+        rngs.append(torch.get_rng_state())
+    return trainers, rngs
+
+
+def _train_stacked(stage: list[tuple[Member, dict[str, Any] | None]], grid: GridSettings, bar: bool) -> None:
+    trainers, rngs = stack_trainers([(member.job.spec, state) for member, state in stage], grid.device)
+    recorders, by_trainer = [], {}
+    for (member, state), trainer in zip(stage, trainers):
+        said = member.said(grid)
+        if state is not None:
             said(f"resuming at {trainer.inputs:,} inputs, stacked")
         elif not bar:
             said("started, stacked")
-        rngs.append(torch.get_rng_state())  # the run's own, as its checkpoints would hold it alone
         ready_to_resume(member.store, state, said)
         recorder = Recorder(member.store, trainer.inputs, None if bar else said, grid.every_example)
         trainer.on_validation = recorder.validated
-        trainers.append(trainer)
         recorders.append(recorder)
         by_trainer[id(trainer)] = (member, recorder)
 

@@ -282,6 +282,7 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         assert result["best"]["inputs"] in (640, 1280)
         assert result["device"] == "cpu" and result["threads"] == 1
         assert result["precision"] == {"training": spec.train["precision"], "measurement": "float32"}
+        assert result["denormals"] == "flushed to zero"
 
         events = list((folder / "tensorboard").glob("events.out.tfevents*"))
         assert len(events) == 1 and events[0].stat().st_size > 0
@@ -300,7 +301,7 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         best = folder / "examples" / "validation-best.png"
         assert best.is_file() and sorted(p.name for p in (folder / "examples").iterdir()) == [best.name, png.name]
         assert (best.read_bytes() == png.read_bytes()) == (result["best"]["inputs"] == 1280)
-        assert state["threads"] == 1  # the count a resumed run keeps
+        assert state["threads"] == 1 and state["flush_denormal"] is True  # what a resumed run keeps
         assert not list(folder.rglob(".*.tmp-*"))  # no leftovers of atomic writes
 
 

@@ -128,6 +128,25 @@ def test_a_resumed_run_keeps_the_thread_count_it_trained_with(tmp_path):
     assert without_times(second["metrics"]) == without_times(first["metrics"])
 
 
+def test_a_run_flushes_subnormal_floats_and_one_begun_without_resumes_without():
+    """A run trains with the CPU flushing subnormal floats to zero, and the process's mode is back
+    after; a run resumed from a checkpoint written before selcopy flushed them (no record) goes on
+    keeping them, as it began: its numbers depend on the mode."""
+    from selcopy.experiments.runner import run_threads
+    from selcopy.train.device import flush_denormals
+
+    if not flush_denormals(True):
+        pytest.skip("this CPU cannot flush subnormal floats (torch.set_flush_denormal)")
+    tiny = torch.tensor([1e-39])  # subnormal in float32
+    seen = []
+    flush_denormals(False)
+    for state in (None, {"inputs": 640, "threads": 1}, {"inputs": 640, "threads": 1, "flush_denormal": True}):
+        with run_threads(state, lambda m: None):
+            seen.append((tiny * 1.0).item() == 0.0)
+        assert (tiny * 1.0).item() != 0.0  # restored
+    assert seen == [True, False, True]
+
+
 def test_a_run_that_trained_with_more_threads_than_the_cores_here_is_refused(tmp_path, monkeypatch):
     spec = load_experiment(FILES / "tiny_grid.yml").runs[0]
     store = RunStore(tmp_path / "runs", spec.name)

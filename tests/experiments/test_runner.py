@@ -137,9 +137,9 @@ def test_a_run_flushes_subnormal_floats_and_one_begun_without_resumes_without():
 
     if not flush_denormals(True):
         pytest.skip("this CPU cannot flush subnormal floats (torch.set_flush_denormal)")
+    flush_denormals(False)
     tiny = torch.tensor([1e-39])  # subnormal in float32
     seen = []
-    flush_denormals(False)
     for state in (None, {"inputs": 640, "threads": 1}, {"inputs": 640, "threads": 1, "flush_denormal": True}):
         with run_threads(state, lambda m: None):
             seen.append((tiny * 1.0).item() == 0.0)

@@ -36,3 +36,4 @@ du -sh docs/reproduction/runs benchmarks/quality/runs 2>/dev/null || true
 copy_runs article/10-attention-6l-last-float32-trials docs/reproduction/runs
 copy_runs article/04-baselines-mamba-linear-dt docs/reproduction/runs
 copy_runs open-question/01-screen docs/open-question/runs
+copy_runs open-question/02-q-trials docs/open-question/runs

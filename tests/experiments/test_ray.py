@@ -29,7 +29,8 @@ RUNS = ("tiny/trial-1", "tiny/trial-2")
 TIMES = ("train_time", "throughput", "finished_at")
 NODE = {"num_cpus": 1, "object_store_memory": 80 << 20}
 FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_timeout_ms": 500,
-              "health_check_failure_threshold": 2}  # a removed node is known dead in about a second
+              "health_check_failure_threshold": 2,  # a removed node is known dead in about a second
+              "worker_niceness": 0}  # as selcopy's own Ray: workers not starved by a busy machine's other work
 
 pytestmark = [pytest.mark.ray, pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds Ray's "
                                                   "processes through /proc")]
@@ -432,3 +433,16 @@ def test_flags_that_do_not_go_together_are_one_line_errors(flags, error, tmp_pat
         pytest.importorskip("ray")
     assert main(["run", str(TINY), "--runs", str(tmp_path / "runs"), *flags]) == 2
     assert capsys.readouterr().err == f"selcopy: error: {error}\n"
+
+
+def test_its_own_ray_runs_its_workers_at_the_priority_of_other_runs(tmp_path, monkeypatch):
+    """The Ray that `--executor ray` starts for itself does not nice its workers (Ray's default: 15),
+    under which a machine's other work, a `--jobs` grid say, would starve them."""
+    ray = pytest.importorskip("ray")
+    from selcopy.experiments.executors.ray import Ray
+    from selcopy.experiments.runner import GridSettings
+
+    seen = {}
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    Ray(GridSettings(tmp_path, torch.device("cpu")))._connect(ray)
+    assert seen["address"] == "local" and seen["_system_config"] == {"worker_niceness": 0}

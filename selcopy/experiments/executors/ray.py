@@ -115,7 +115,9 @@ class Ray(Executor):
         where = f"--address {self.address}" if self.address else "--executor ray"
         try:
             if self.address is None:  # a Ray of its own on this machine, for this command
-                ray.init(address="local", include_dashboard=False, **quiet)  # not one `ray start` runs here
+                # not one `ray start` runs here; its workers at the priority of `--jobs`' processes, not
+                # Ray's default niceness of 15, under which any other work on the machine starves them
+                ray.init(address="local", include_dashboard=False, _system_config={"worker_niceness": 0}, **quiet)
             else:
                 _answers(self.address)
                 ray.init(address=self.address, **quiet)

@@ -20,6 +20,7 @@ table experiments/article/03-easy-examples-12l-trials.yml --std validation_mask_
 table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
 table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
 table experiments/article/10-attention-6l-last-float32.yml
+table experiments/article/10-attention-6l-last-float32-trials.yml --std validation_mask_error%
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%

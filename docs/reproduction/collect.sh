@@ -37,3 +37,5 @@ copy_runs article/10-attention-6l-last-float32-trials docs/reproduction/runs
 copy_runs article/04-baselines-mamba-linear-dt docs/reproduction/runs
 copy_runs open-question/01-screen docs/open-question/runs
 copy_runs open-question/02-q-trials docs/open-question/runs
+copy_runs open-question/03-q-variants docs/open-question/runs
+copy_runs open-question/04-q-8m docs/open-question/runs

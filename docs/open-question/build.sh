@@ -8,7 +8,7 @@ SELCOPY=${SELCOPY:-.venv/bin/selcopy}
 R=${RUNS:-docs/open-question/runs}
 OUT=${OUT:-docs/open-question}
 Q=experiments/open-question
-table() { echo; echo "\$ selcopy results $* --runs $R --unfinished"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
+table() { echo; echo "\$ selcopy results $(printf '%q ' "$@")--runs $R --unfinished"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
 have() { [ -d "$R/open-question/$1" ]; }
 
 # 0. parameter counts of every candidate (nothing is trained by show)
@@ -21,6 +21,7 @@ table $Q/01-screen.yml --include train_sample_error%_ops1 train_sample_error%_op
 "$SELCOPY" plot $Q/01-screen.yml --runs "$R" --out "$OUT/screen.png"
 # 2. the best screened candidate with other seeds
 if have 02-q-trials; then
+  table $Q/02-q-trials.yml --average '' --include train_sample_error%_ops5
   table $Q/02-q-trials.yml --std validation_mask_error%
   "$SELCOPY" plot $Q/02-q-trials.yml --runs "$R" --out "$OUT/q-trials.png"
 fi

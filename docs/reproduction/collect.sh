@@ -39,3 +39,4 @@ copy_runs open-question/01-screen docs/open-question/runs
 copy_runs open-question/02-q-trials docs/open-question/runs
 copy_runs open-question/03-q-variants docs/open-question/runs
 copy_runs open-question/04-q-8m docs/open-question/runs
+copy_runs open-question/05-qk56-trials docs/open-question/runs

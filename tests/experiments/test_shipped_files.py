@@ -55,3 +55,41 @@ def test_the_float32_file_repeats_its_row_in_float32_with_the_same_seed():
     assert (row.train["precision"], run.train["precision"]) == ("bfloat16", "float32")
     assert (run.task, run.model, {**run.train, "precision": "bfloat16"}) == (row.task, row.model, row.train)
     assert run.seed == row.seed
+
+
+OPEN = ROOT / "experiments" / "open-question"
+SCREEN_Q = "${model}['attention_invention'] == 'Q'"
+SCREEN_QK56 = "${model}['channels'] == 56"
+
+
+def screen_row(where: str):
+    [row] = select_runs(load_experiment(OPEN / "01-screen.yml"), where).runs
+    return row
+
+
+@pytest.mark.parametrize("trials, where, count", [
+    ("02-q-trials.yml", SCREEN_Q, 3),
+    ("05-qk56-trials.yml", SCREEN_QK56, 2),
+])
+def test_an_open_question_trials_file_repeats_its_screen_row_with_other_seeds(trials, where, count):
+    row = screen_row(where)
+    repeats = load_experiment(OPEN / trials).runs
+    assert [run.variables for run in repeats] == [{"trial": t} for t in range(1, count + 1)]
+    for run in repeats:
+        assert (run.task, run.model, run.train) == (row.task, row.model, row.train)
+    assert len({row.seed, *(run.seed for run in repeats)}) == count + 1
+
+
+def test_the_open_question_variants_change_one_setting_of_the_q_row_each():
+    """DPFP, positions and twice the budget: each against the screen's Q run, from its seed."""
+    row = screen_row(SCREEN_Q)
+    variants = load_experiment(OPEN / "03-q-variants.yml").runs
+    changed = []
+    for run in variants:
+        assert (run.task, run.train, run.seed) == (row.task, row.train, row.seed)
+        changed.append({k: v for k, v in run.model.items() if row.model.get(k) != v})
+    assert changed == [{"position_embedding": True}, {"attention_activation": "dpfp"}]
+    [longer] = load_experiment(OPEN / "04-q-8m.yml").runs
+    assert (longer.task, longer.model, longer.seed) == (row.task, row.model, row.seed)
+    assert {**longer.train, "max_inputs": 4_000_000} == row.train
+    assert longer.train["max_inputs"] == 8_000_000

@@ -3,7 +3,8 @@
 One panel per metric (default: validation loss, mask error, sample error) over training
 samples (`inputs`, the article's "steps"). Each setting of the matrix is one line; the
 trials of a setting are drawn as their mean with a band from min to max. The legend names
-only the variables that vary. With `group_by`, lines share a colour per value of that
+only the variables that vary (of a mapping such as a whole `model:` section, only its keys that
+differ), in fewer columns where the names are long. With `group_by`, lines share a colour per value of that
 variable and differ in dash by the other settings.
 
 Loss and error axes are logarithmic. An error of exactly 0 (a perfect run) would fall off
@@ -44,6 +45,7 @@ STYLE = {
 }
 LABEL_GAP = 0.35  # decades between the `0` line and the tick label above it
 PANEL_W, PANEL_H, DPI = 5.6, 4.0, 110  # inches per panel; pixels per inch
+CHARS_PER_INCH = 14  # of the legend's 9-point labels, about: long labels take fewer columns
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -141,7 +143,7 @@ def palette(n: int) -> list[Any]:
 def line_styles(settings: dict, varying: list[str], group_by: str | None) -> dict[str, tuple[Any, str, str]]:
     """Setting key -> (colour, dash, legend label); with `group_by`, ordered group after group."""
     labels = {
-        k: ", ".join(f"{v}={value_text(values[v])}" for v in varying) or "all runs"
+        k: ", ".join(_part(v, values[v], settings) for v in varying) or "all runs"
         for k, (values, _) in settings.items()
     }
     if group_by is None:
@@ -152,6 +154,16 @@ def line_styles(settings: dict, varying: list[str], group_by: str | None) -> dic
         for i, k in enumerate(members):
             styles[k] = (colour, DASHES[i % len(DASHES)], labels[k])
     return styles
+
+
+def _part(variable: str, value: Any, settings: dict) -> str:
+    """`l=6`; a mapping (a whole `model:` section) names only its keys that differ between the
+    lines: `attention_invention=Q`, not every setting of the model."""
+    values = [v[variable] for v, _ in settings.values()]
+    if not (isinstance(value, dict) and all(isinstance(v, dict) for v in values)):
+        return f"{variable}={value_text(value)}"
+    keys = [key for key in value if len({value_key(v.get(key)) for v in values}) > 1]
+    return " ".join(f"{key}={value_text(value[key])}" for key in keys) or f"{variable}={value_text(value)}"
 
 
 def _groups(settings: dict, group_by: str) -> list[list[str]]:
@@ -170,6 +182,8 @@ def _figure(settings: dict, styles: dict, metrics: list[str], title: str, legend
         rows = -(-len(metrics) // columns)
         if legend_columns is None or legend_columns > 2 * columns:
             legend_columns = max(1, min(len(settings), 2 * columns))
+        longest = max(len(label) for *_, label in styles.values())
+        legend_columns = max(1, min(legend_columns, int(PANEL_W * columns * CHARS_PER_INCH) // (longest + 8)))
         legend_h = 0.3 + 0.22 * -(-len(settings) // legend_columns)
         figure = Figure(figsize=(PANEL_W * columns, PANEL_H * rows + legend_h), layout="constrained")
         axes = figure.subplots(rows, columns, squeeze=False).ravel()

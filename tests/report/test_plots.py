@@ -69,6 +69,37 @@ def test_labels_name_only_the_varying_variables():
     assert labels == ["l=6, nops=3", "l=6, nops=5", "l=12, nops=3", "l=12, nops=5"]
 
 
+def _model_runs():
+    """A matrix over whole `model:` sections, as experiments/open-question/01-screen.yml has."""
+    base = {"name": "conv", "layers": 6, "channels": 64, "kernel_size": 9, "dilation": [1, 2, 3, 4, 5, 1]}
+    models = [{**base, "attention_invention": "Q"}, {**base, "attention_invention": "K"},
+              {**base, "channels": 56, "attention_invention": "QK"}]
+    return [({"model": m}, _rows(0.1 + 0.05 * i)) for i, m in enumerate(models)]
+
+
+def test_a_mapping_variable_is_labelled_by_the_keys_that_differ(tmp_path):
+    runs = _model_runs()
+    styles = plots.line_styles(plots.group_settings(runs, ["model"]), ["model"], None)
+    assert [label for *_, label in styles.values()] == [
+        "channels=64 attention_invention=Q", "channels=64 attention_invention=K",
+        "channels=56 attention_invention=QK",
+    ]
+    _, (w, _) = _png_size(plot_experiment(runs, ["model"], None, None, tmp_path / "m.png", ""))
+    assert w <= 2200  # the legend fits under the panels
+
+
+def test_long_labels_take_fewer_legend_columns(monkeypatch):
+    runs = [({"model": {f"a_long_setting_name_{i}": 10 * j + i for i in range(6)}}, _rows(0.1)) for j in range(4)]
+    settings = plots.group_settings(runs, ["model"])
+    styles = plots.line_styles(settings, ["model"], None)
+    columns = []
+    monkeypatch.setattr(plots, "_legend", lambda figure, ax, settings, n, clipped: columns.append(n))
+    plots._figure(settings, styles, ["validation_loss"], "", None)
+    short = {k: (c, d, f"l={i}") for i, (k, (c, d, _)) in enumerate(styles.items())}
+    plots._figure(settings, short, ["validation_loss"], "", None)
+    assert columns == [1, 2]  # one panel: two columns of short labels, one of long ones
+
+
 def test_group_by_colours_by_its_value_and_dashes_the_rest():
     settings = plots.group_settings(_runs(), VARIABLES)
     styles = plots.line_styles(settings, ["l", "nops"], "nops")

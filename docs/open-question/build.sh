@@ -12,7 +12,7 @@ table() { echo; echo "\$ selcopy results $(printf '%q ' "$@")--runs $R --unfinis
 have() { [ -d "$R/open-question/$1" ]; }
 
 # 0. parameter counts of every candidate (nothing is trained by show)
-for f in 01-screen 03-q-variants 04-q-8m; do
+for f in 01-screen 03-q-variants 04-q-8m 05-qk56-trials; do
   echo; echo "\$ selcopy show $Q/$f.yml"; "$SELCOPY" show "$Q/$f.yml"
 done
 # 1. the screen: five attentions in the last layer within the 6-layer budget, one run each
@@ -25,9 +25,14 @@ if have 02-q-trials; then
   table $Q/02-q-trials.yml --std validation_mask_error%
   "$SELCOPY" plot $Q/02-q-trials.yml --runs "$R" --out "$OUT/q-trials.png"
 fi
+# 2b. the screen's other good candidate (QK, 56 channels) with other seeds
+if have 05-qk56-trials; then
+  table $Q/05-qk56-trials.yml --average '' --include train_sample_error%_ops5
+  table $Q/05-qk56-trials.yml --std validation_mask_error%
+fi
 # 3. the best candidate with one change each (DPFP, positions); 4. with twice the budget
 if have 03-q-variants; then
-  table $Q/03-q-variants.yml --include train_sample_error%_ops5
+  table $Q/03-q-variants.yml --include train_sample_error%_ops4 train_sample_error%_ops5
 fi
 if have 04-q-8m; then
   table $Q/04-q-8m.yml --include train_sample_error%_ops5

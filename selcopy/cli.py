@@ -91,12 +91,16 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
     from selcopy.experiments.memory import size_text
+    from selcopy.experiments.store import RunStore
 
     exp = load(args)
     exp.check_data()
     listing = [{"name": r.name, "variables": r.variables, "params": exp.estimates[r.name].params,
                 "memory_estimate": exp.estimates[r.name].total,
                 "settings": {"task": r.task, "model": r.model, "train": r.train}} for r in exp.runs]
+    if args.runs is not None:
+        for r in listing:
+            r["status"], r["inputs"] = RunStore(Path(args.runs), r["name"]).status()
     if args.json:
         print(json.dumps(listing, indent=1))
         return 0
@@ -104,9 +108,19 @@ def cmd_show(args: argparse.Namespace, extra: list[str]) -> int:
     width = max(len(r["name"]) for r in listing)
     for r in listing:
         model = r["settings"]["model"]["name"]
+        status = f"  {status_text(r)}" if args.runs is not None else ""
         print(f"  {r['name']:<{width}}  {model:<11} {r['params']:>10,} params  "
-              f"{r['settings']['train']['max_inputs']:>11,} inputs  ~{size_text(r['memory_estimate'])}")
+              f"{r['settings']['train']['max_inputs']:>11,} inputs  ~{size_text(r['memory_estimate'])}{status}")
+    if args.runs is not None:
+        done = sum(r["status"] == "finished" for r in listing)
+        print(f"{done} of {counted(len(listing), 'run')} finished under {Path(args.runs).as_posix()}/")
     return 0
+
+
+def status_text(run: dict) -> str:
+    if run["status"] == "started":
+        return f"started ({run['inputs']:,} inputs logged)" if run["inputs"] is not None else "started"
+    return str(run["status"])
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -267,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", parents=[grid], help="expand and validate a grid, list its runs (trains nothing)")
     p.add_argument("--json", action="store_true",
-                   help="a list of {name, variables, settings, params, memory_estimate (bytes)}")
+                   help="a list of {name, variables, settings, params, memory_estimate (bytes)}; with --runs, "
+                        "also status and inputs")
+    p.add_argument("--runs", default=None,
+                   help="also say what this run folder holds of each run: finished, failed, started (how far) "
+                        "or not started")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("run", parents=[grid, stored, device], help="train every run of a grid, resumably")

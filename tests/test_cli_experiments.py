@@ -110,6 +110,26 @@ def test_where_selects_runs(capsys):
     ]
 
 
+def test_show_runs_says_what_the_run_folder_holds_of_each_run(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    assert run(capsys, str(TINY), "--runs", str(runs), "--where", "${trial} == 1")[0] == 0
+    assert main(["show", str(TINY), "--runs", str(runs), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [(r["status"], r["inputs"]) for r in listing] == [("finished", 1280), ("not started", None)]
+    cut = runs / listing[1]["name"]  # a run cut off after its first validation: a log, no result
+    cut.mkdir(parents=True)
+    (cut / "metrics.jsonl").write_text(json.dumps({"inputs": 640, "validation_loss": 1.0}) + "\n")
+    assert main(["show", str(TINY), "--runs", str(runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("finished") and lines[2].endswith("started (640 inputs logged)")
+    assert lines[-1] == f"1 of 2 runs finished under {runs.as_posix()}/"
+    (cut / "result.json").write_text(json.dumps({"status": "failed", "error": "diverged"}))
+    assert main(["show", str(TINY), "--runs", str(runs), "--json"]) == 0
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["finished", "failed"]
+    assert main(["show", str(TINY), "--json"]) == 0  # without --runs, no store is read
+    assert all("status" not in r for r in json.loads(capsys.readouterr().out))
+
+
 @pytest.mark.parametrize("command", ["show", "run"])
 @pytest.mark.parametrize(
     "where, message",

@@ -12,6 +12,12 @@ shown() {  # the arguments as one could paste them into a shell
 }
 table() { echo; echo "\$ selcopy results$(shown "$@" --runs "$R" --unfinished)"; "$SELCOPY" results "$@" --runs "$R" --unfinished; }
 
+# progress: how many runs of each article file have finished
+echo "\$ selcopy show FILE --runs $R | tail -n 1    # for each FILE in experiments/article/"
+for f in experiments/article/*.yml; do
+  printf '%-62s %s\n' "$f:" "$("$SELCOPY" show "$f" --runs "$R" | tail -n 1)"
+done
+
 # 1. table 3/4 setting: the 6-layer conv fails, attention in the last layer largely solves it (3 trials)
 table experiments/article/04-baselines.yml --where '${model}["name"] == "conv"'
 # table 3: the same training set, 6 (in float32), 12 and 18 layers without attention

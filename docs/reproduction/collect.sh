@@ -22,21 +22,20 @@ copy_runs() {  # copy_runs EXPERIMENT_FOLDER DESTINATION_ROOT [images]: runs/<na
   done
 }
 
-copy_runs article/03-easy-examples docs/reproduction/runs
-copy_runs article/03-easy-examples-12l-trials docs/reproduction/runs
-copy_runs article/04-baselines docs/reproduction/runs images
-copy_runs article/10-attention-6l-5ops docs/reproduction/runs images
-copy_runs article/10-attention-6l-last-trials docs/reproduction/runs images
-copy_runs article/10-attention-6l-last-float32 docs/reproduction/runs
-copy_runs article/05-attention-invention docs/reproduction/runs
+# every article file's runs; the example images only of the runs whose image the doc shows
+for run_dir in runs/article/*/; do
+  [ -d "$run_dir" ] || continue
+  dir=article/$(basename "$run_dir")
+  case $dir in
+    article/04-baselines | article/10-attention-6l-5ops | article/10-attention-6l-last-trials)
+      copy_runs "$dir" docs/reproduction/runs images ;;
+    *) copy_runs "$dir" docs/reproduction/runs ;;
+  esac
+done
 for dir in quality/loss quality/bf16; do
   copy_runs "$dir" benchmarks/quality/runs
 done
-du -sh docs/reproduction/runs benchmarks/quality/runs 2>/dev/null || true
-copy_runs article/10-attention-6l-last-float32-trials docs/reproduction/runs
-copy_runs article/04-baselines-mamba-linear-dt docs/reproduction/runs
-copy_runs open-question/01-screen docs/open-question/runs
-copy_runs open-question/02-q-trials docs/open-question/runs
-copy_runs open-question/03-q-variants docs/open-question/runs
-copy_runs open-question/04-q-8m docs/open-question/runs
-copy_runs open-question/05-qk56-trials docs/open-question/runs
+for dir in 01-screen 02-q-trials 03-q-variants 04-q-8m 05-qk56-trials; do
+  copy_runs "open-question/$dir" docs/open-question/runs
+done
+du -sh docs/reproduction/runs docs/open-question/runs benchmarks/quality/runs 2>/dev/null || true

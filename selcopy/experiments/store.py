@@ -132,6 +132,16 @@ class RunStore:
         result = self.result()
         return bool(result) and result.get("status") == "finished"
 
+    def status(self) -> tuple[str, int | None]:
+        """(finished | failed | started | not started, the inputs of the last logged validation or
+        None): what `selcopy show --runs` says of the run."""
+        result = self.result()
+        rows, _ = self._read_metrics()
+        inputs = rows[-1]["inputs"] if rows else None
+        if result and result.get("status") in ("finished", "failed"):
+            return result["status"], inputs
+        return ("started" if self.trained() else "not started"), inputs
+
     def metrics(self, warn: Warn | None = None) -> list[dict[str, Any]]:
         """Every good line of the log: a JSON object with a number `inputs`. A last line cut by a
         kill (no newline after it) is left out silently; any other bad line is left out and

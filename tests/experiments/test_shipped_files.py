@@ -57,6 +57,27 @@ def test_the_float32_file_repeats_its_row_in_float32_with_the_same_seed():
     assert run.seed == row.seed
 
 
+def test_the_8m_file_stretches_the_float32_row_to_8_million_samples():
+    """Only the budget (and with it the schedule) differs: same data, weights and precision."""
+    [row] = load_experiment(ARTICLE / "10-attention-6l-last-float32.yml").runs
+    [longer] = load_experiment(ARTICLE / "10-attention-6l-last-float32-8m.yml").runs
+    assert (longer.task, longer.model, longer.seed) == (row.task, row.model, row.seed)
+    assert (row.train["max_inputs"], longer.train["max_inputs"]) == (4_000_000, 8_000_000)
+    assert {**longer.train, "max_inputs": 4_000_000} == row.train
+
+
+def test_the_float32_trials_repeat_the_float32_row_with_the_bf16_trials_seeds():
+    """Trials 1 and 2 share seeds with the bf16 trials file, so those pairs compare precisions."""
+    [row] = load_experiment(ARTICLE / "10-attention-6l-last-float32.yml").runs
+    trials = load_experiment(ARTICLE / "10-attention-6l-last-float32-trials.yml").runs
+    assert [run.variables for run in trials] == [{"trial": t} for t in range(1, 6)]
+    for run in trials:
+        assert (run.task, run.model, run.train) == (row.task, row.model, row.train)
+    assert len({row.seed, *(run.seed for run in trials)}) == 6
+    bf16 = load_experiment(ARTICLE / "10-attention-6l-last-trials.yml").runs
+    assert [run.seed for run in trials[:2]] == [run.seed for run in bf16]
+
+
 OPEN = ROOT / "experiments" / "open-question"
 SCREEN_Q = "${model}['attention_invention'] == 'Q'"
 SCREEN_QK56 = "${model}['channels'] == 56"

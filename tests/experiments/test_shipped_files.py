@@ -78,6 +78,16 @@ def test_the_float32_trials_repeat_the_float32_row_with_the_bf16_trials_seeds():
     assert [run.seed for run in trials[:2]] == [run.seed for run in bf16]
 
 
+def test_the_linear_dt_file_repeats_the_mamba_row_with_the_articles_initialisation():
+    """Only the initialisation of the time steps and how it trains (float32, compiled) differ."""
+    row = article_row("04-baselines.yml", "${model}['name'] == 'mamba'")
+    [run] = load_experiment(ARTICLE / "04-baselines-mamba-linear-dt.yml").runs
+    assert (row.model["dt_init"], run.model["dt_init"]) == ("paper", "linear")
+    assert (run.task, {**run.model, "dt_init": "paper"}, run.seed) == (row.task, row.model, row.seed)
+    assert (run.train["precision"], run.train["compile"]) == ("float32", True)
+    assert {**run.train, "precision": row.train["precision"], "compile": False} == row.train
+
+
 OPEN = ROOT / "experiments" / "open-question"
 SCREEN_Q = "${model}['attention_invention'] == 'Q'"
 SCREEN_QK56 = "${model}['channels'] == 56"

@@ -27,6 +27,30 @@ table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0,
 table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
 table experiments/article/10-attention-6l-last-float32.yml
 table experiments/article/10-attention-6l-last-float32-trials.yml --std validation_mask_error%
+# table 10's last-layer row pooled over its files: trial 0 (bf16 and float32) and the trials files
+pooled() {  # pooled LABEL RUN_FOLDER...: the final validation sample error of finished runs
+  local label=$1; shift
+  echo; echo "pooled, $label:"
+  .venv/bin/python - "$@" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+errors = []
+for folder in sys.argv[1:]:
+    path = Path(folder) / "result.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("status") == "finished":
+        errors.append(result["metrics"]["validation_sample_error%"])
+print(f"  {len(errors)} runs: {', '.join(f'{e:.2f}' for e in errors)}; mean {statistics.mean(errors):.2f}%"
+      f" ± {statistics.stdev(errors):.2f} (sample std), from {min(errors):.2f}% to {max(errors):.2f}%")
+PY
+}
+L=$R/article
+F32=("$L/10-attention-6l-last-float32/precision-float32" "$L"/10-attention-6l-last-float32-trials/trial-*)
+BF16=("$L/10-attention-6l-5ops/attn-0,0,0,0,0,T" "$L"/10-attention-6l-last-trials/trial-*)
+pooled "float32, trial 0 and the trials file" "${F32[@]}"
+pooled "bfloat16, trial 0 and the trials file" "${BF16[@]}"
+pooled "both precisions" "${F32[@]}" "${BF16[@]}"
+
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%
@@ -40,3 +64,5 @@ table experiments/article/04-baselines.yml
 "$SELCOPY" plot experiments/article/10-attention-6l-last-trials.yml --runs "$R" --out "$OUT/attention-6l-trials.png"
 "$SELCOPY" plot experiments/article/05-attention-invention.yml --runs "$R" \
   --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' --group-by attn --out "$OUT/attention-study.png"
+"$SELCOPY" plot experiments/article/10-attention-6l-last-float32-trials.yml --runs "$R" \
+  --out "$OUT/attention-6l-float32-trials.png"

@@ -86,7 +86,7 @@ def aggregate(rows: list[dict[str, Any]], variables: list[str], average: str | N
             values = [m[k] for m in members if k in m]
             merged[k] = mean(values)
             if k == MAIN or k in std:
-                merged[f"{k} (std)"] = stdev(values) if len(values) > 1 else 0.0
+                merged[f"{k} (std)"] = stdev(values) if len(values) > 1 else None  # undefined for one trial
             if k == MAIN:
                 merged[f"{k} (min)"], merged[f"{k} (max)"] = min(values), max(values)
         merged["trials"] = len(members)
@@ -101,7 +101,7 @@ def mark_noise(rows: list[dict[str, Any]], metric: str = MAIN) -> None:
     best = min(rows, key=lambda r: r[metric])
 
     def se2(r: dict) -> float:
-        return r.get(f"{metric} (std)", 0.0) ** 2 / max(r.get("trials", 1), 1)
+        return (r.get(f"{metric} (std)") or 0.0) ** 2 / max(r.get("trials", 1), 1)  # one trial: no spread known
 
     for r in rows:
         noise = 2 * math.sqrt(se2(r) + se2(best))

@@ -159,7 +159,7 @@ def test_markdown_table(capsys, runs):
 def test_std_of_another_column(capsys, runs):
     rows = by_setting(results_json(capsys, runs, "--std", "validation_loss"))
     assert rows[2, 3]["validation_loss (std)"] == pytest.approx(0.02)
-    assert rows[3, 5]["validation_loss (std)"] == 0.0
+    assert rows[3, 5]["validation_loss (std)"] == 0.0  # three trials, the same loss
 
 
 def test_no_averaging_lists_every_run(capsys, runs):
@@ -236,7 +236,7 @@ def test_unfinished_and_failed_runs_are_left_out_with_a_note(capsys, tmp_path):
     assert rows[2, 3]["validation_sample_error%"] == pytest.approx(11.0)  # trials 1, 2: 10, 12
     assert rows[2, 3]["validation_sample_error% (max)"] == 12.0
     assert rows[3, 5]["trials"] == 1
-    assert rows[3, 5]["validation_sample_error% (std)"] == 0.0
+    assert rows[3, 5]["validation_sample_error% (std)"] is None  # one trial: a std is undefined, not 0
     assert rows[3, 3]["trials"] == 2
     assert rows[3, 3]["validation_sample_error%"] == pytest.approx(3.5)
     assert rows[2, 5]["trials"] == 3

@@ -54,6 +54,8 @@ pooled "both precisions" "${F32[@]}" "${BF16[@]}"
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%
+# the rest of table 5: every finished run of its file
+table experiments/article/05-attention-invention.yml --std validation_mask_error%
 # 3. LSTM and Mamba beside the conv of (1)
 table experiments/article/04-baselines.yml
 

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SELCOPY=${SELCOPY:-.venv/bin/selcopy}
+PYTHON=${PYTHON:-.venv/bin/python}
 R=${RUNS:-docs/reproduction/runs}
 OUT=${OUT:-docs/reproduction}
 shown() {  # the arguments as one could paste them into a shell
@@ -31,7 +32,7 @@ table experiments/article/10-attention-6l-last-float32-trials.yml --std validati
 pooled() {  # pooled LABEL RUN_FOLDER...: the final validation sample error of finished runs
   local label=$1; shift
   echo; echo "pooled, $label:"
-  .venv/bin/python - "$@" <<'PY'
+  "$PYTHON" - "$@" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 errors = []

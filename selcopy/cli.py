@@ -183,20 +183,36 @@ def cmd_results(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
+    from selcopy.experiments import load_experiment
+    from selcopy.experiments.grid import select_runs
     from selcopy.experiments.store import load_runs
-    from selcopy.report.plots import plot_experiment
+    from selcopy.report.plots import combine, plot_experiment
 
-    exp = load(args)
-    runs = load_runs(exp.runs, Path(args.runs), args.file)
-    if not runs:
-        raise SelcopyError(f"{args.file}: no run has logged metrics under {args.runs}/ yet")
-    out = Path(args.out or f"{exp.name.replace('/', '-')}.png")
+    wheres = args.where or [None]
+    if len(wheres) not in (1, len(args.file)):
+        raise SelcopyError(f"--where given {len(wheres)} times for {counted(len(args.file), 'file')}: give it once "
+                           "(for every file) or once per file, in the files' order ('' selects every run of a file)")
+    experiments = []
+    for file, where in zip(args.file, wheres * len(args.file) if len(wheres) == 1 else wheres):
+        exp = select_runs(load_experiment(file), where)
+        runs = load_runs(exp.runs, Path(args.runs), file)
+        if not runs:
+            raise SelcopyError(f"{file}: no run has logged metrics under {args.runs}/ yet")
+        experiments.append((exp.name, exp.variables, runs))
+    if len(experiments) == 1:
+        (title, variables, runs), = experiments
+    else:
+        (runs, variables), title = combine(experiments), ""
+    names = [name.replace("/", "-") for name, _, _ in experiments]
+    if args.out is None and len("-vs-".join(names)) > 200:
+        raise SelcopyError(f"the names of {len(names)} experiments make too long a file name; give one with --out")
+    out = Path(args.out or f"{'-vs-'.join(names)}.png")
     if CONTROL.search(str(out)):
         raise SelcopyError(f"the plot's file name {str(out)!r} holds a control character (a line break, tab, NUL); "
                            "give another with --out")
     if out.is_dir():
         raise SelcopyError(f"--out {out}: is a folder; give the PNG file to write, e.g. {out / 'curves.png'}")
-    path = plot_experiment(runs, exp.variables, args.metric, args.group_by, out, exp.name)
+    path = plot_experiment(runs, variables, args.metric, args.group_by, out, title)
     print(path)
     return 0
 
@@ -340,12 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval, takes_extra=True)
 
-    p = sub.add_parser("plot", parents=[grid, stored],
-                       help="error curves of a grid's runs (mean and min-max band over trials)")
+    p = sub.add_parser("plot", parents=[stored],
+                       help="error curves of a grid's runs (mean and min-max band over trials); of several "
+                            "grids' runs in one figure")
+    p.add_argument("file", nargs="+", help="experiment files (YAML); with several, their runs share the figure, "
+                                           "told apart by the variable 'experiment'")
+    p.add_argument("--where", action="append", default=None, metavar="EXPR",
+                   help="only the runs whose matrix values satisfy EXPR, e.g. '${l} == 6' (the $filter language); "
+                        "with several files, once for all or once per file in their order ('' for all its runs)")
     p.add_argument("--metric", nargs="*", default=None, metavar="COL",
                    help="panels to draw (default: validation loss, mask error, sample error)")
-    p.add_argument("--group-by", default=None, metavar="VAR", help="colour by this matrix variable")
-    p.add_argument("--out", default=None, help="PNG path (default: <experiment name>.png)")
+    p.add_argument("--group-by", default=None, metavar="VAR",
+                   help="colour by this matrix variable (with several files, also 'experiment')")
+    p.add_argument("--out", default=None,
+                   help="PNG path (default: <experiment name>.png; with several, the names joined by -vs-)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("ls", help="list what exists")

@@ -839,3 +839,32 @@ def test_a_value_with_a_line_break_in_a_message_stays_on_one_line(capsys, tiny_r
     assert main(["plot", str(TINY), "--runs", str(runs), "--metric", "a\nb"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("selcopy: error: --metric a\\nb: no run logged this metric")
+
+
+def test_plot_draws_the_runs_of_several_files_in_one_figure(capsys, tiny_runs, tmp_path, monkeypatch):
+    runs, _ = tiny_runs
+    other = tmp_path / "other.yml"
+    other.write_text(TINY.read_text().replace("name: tiny", "name: other/tiny"))
+    status, _, err = run(capsys, str(other), "--runs", str(runs), "--where", "${trial} == 1")
+    assert status == 0, err
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--group-by", "experiment"]) == 0
+    assert capsys.readouterr().out == "tiny-vs-other-tiny.png\n"  # the default name joins the experiments'
+    assert (tmp_path / "tiny-vs-other-tiny.png").stat().st_size > 0
+    out = tmp_path / "one-where.png"  # a single --where applies to every file
+    assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--where", "${trial} == 1", "--out", str(out)]) == 0
+    assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--where", "${trial} == 2", "--where", "",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    refused = {
+        ("--where", "1", "--where", "2", "--where", "3"): "--where given 3 times for 2 files: give it once",
+        ("--where", "${trial} == 2"): f"{other}: no run has logged metrics under {runs}/ yet",
+        ("--where", "", "--where", "${trial} == 3"): f"{other}: --where '${{trial}} == 3' selects none of its 2 runs",
+    }
+    for flags, message in refused.items():
+        assert main(["plot", str(TINY), str(other), "--runs", str(runs), *flags, "--out", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert main(["plot", str(TINY), str(TINY), "--runs", str(runs), "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err == "selcopy: error: experiment 'tiny' is given twice\n"
+    assert not (tmp_path / "x.png").exists()

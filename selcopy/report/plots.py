@@ -7,6 +7,9 @@ only the variables that vary (of a mapping such as a whole `model:` section, onl
 differ), in fewer columns where the names are long. With `group_by`, lines share a colour per value of that
 variable and differ in dash by the other settings.
 
+Runs of several experiments can share one figure (`combine`): each run's values then carry its
+experiment's name (variable `experiment`), and a label names only the variables its run has.
+
 Loss and error axes are logarithmic. An error of exactly 0 (a perfect run) would fall off
 such an axis, so zeros are drawn on a dotted line at half the smallest non-zero value of
 the panel (a little lower if its `0` label would touch a decade's label), labelled `0`.
@@ -79,6 +82,25 @@ def plot_experiment(
 
 
 # --- data -------------------------------------------------------------------------------
+EXPERIMENT = "experiment"  # the variable that tells the runs of several experiments apart
+
+
+def combine(experiments: Sequence[tuple[str, Sequence[str], Sequence[Run]]]) -> tuple[list[Run], list[str]]:
+    """The runs and variables of several experiments, (name, variables, runs) each, as those of one:
+    each run's values gain `experiment` (its experiment's name); variables are `experiment`, then
+    every experiment's own, in order of first appearance."""
+    names = [name for name, _, _ in experiments]
+    for name, variables, _ in experiments:
+        if names.count(name) > 1:
+            raise SelcopyError(f"experiment {name!r} is given twice")
+        if EXPERIMENT in variables:
+            raise SelcopyError(f"experiment {name!r}: its matrix variable {EXPERIMENT!r} is the name that tells "
+                               "the experiments of one plot apart; plot it alone or rename the variable")
+    variables = [EXPERIMENT, *dict.fromkeys(v for _, own, _ in experiments for v in own)]
+    runs = [({EXPERIMENT: name, **values}, rows) for name, _, logged in experiments for values, rows in logged]
+    return runs, variables
+
+
 def resolve_metrics(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
     """Metric names as logged; `sample_error%` is accepted for `validation_sample_error%`."""
     logged: dict[str, None] = {}
@@ -103,15 +125,17 @@ def value_key(value: Any) -> str:
 
 
 def varying_variables(runs: Sequence[Run], variables: Sequence[str]) -> list[str]:
-    """Matrix variables (not `trial`) that take more than one value among the runs."""
-    return [v for v in variables if v != TRIAL and len({value_key(values.get(v)) for values, _ in runs}) > 1]
+    """Matrix variables (not `trial`) that take more than one value among the runs that have them
+    (runs of several experiments need not share their variables)."""
+    return [v for v in variables
+            if v != TRIAL and len({value_key(values[v]) for values, _ in runs if v in values}) > 1]
 
 
 def group_settings(runs: Sequence[Run], variables: Sequence[str]) -> dict[str, tuple[dict, list[list[dict]]]]:
     """Runs that differ only in `trial`, in order of first appearance: key -> (values, logs)."""
     settings: dict[str, tuple[dict, list[list[dict]]]] = {}
     for values, rows in runs:
-        same = {v: values.get(v) for v in variables if v != TRIAL}
+        same = {v: values[v] for v in variables if v != TRIAL and v in values}
         settings.setdefault(value_key(same), (same, []))[1].append(rows)
     return settings
 
@@ -143,7 +167,7 @@ def palette(n: int) -> list[Any]:
 def line_styles(settings: dict, varying: list[str], group_by: str | None) -> dict[str, tuple[Any, str, str]]:
     """Setting key -> (colour, dash, legend label); with `group_by`, ordered group after group."""
     labels = {
-        k: ", ".join(_part(v, values[v], settings) for v in varying) or "all runs"
+        k: ", ".join(_part(v, values[v], settings) for v in varying if v in values) or "all runs"
         for k, (values, _) in settings.items()
     }
     if group_by is None:
@@ -159,7 +183,7 @@ def line_styles(settings: dict, varying: list[str], group_by: str | None) -> dic
 def _part(variable: str, value: Any, settings: dict) -> str:
     """`l=6`; a mapping (a whole `model:` section) names only its keys that differ between the
     lines: `attention_invention=Q`, not every setting of the model."""
-    values = [v[variable] for v, _ in settings.values()]
+    values = [v[variable] for v, _ in settings.values() if variable in v]
     if not (isinstance(value, dict) and all(isinstance(v, dict) for v in values)):
         return f"{variable}={value_text(value)}"
     keys = [key for key in value if len({value_key(v.get(key)) for v in values}) > 1]
@@ -169,7 +193,7 @@ def _part(variable: str, value: Any, settings: dict) -> str:
 def _groups(settings: dict, group_by: str) -> list[list[str]]:
     groups: dict[str, list[str]] = {}
     for k, (values, _) in settings.items():
-        groups.setdefault(value_key(values[group_by]), []).append(k)
+        groups.setdefault(value_key(values.get(group_by)), []).append(k)
     return list(groups.values())
 
 

@@ -129,3 +129,28 @@ def test_unknown_metric_or_group_is_a_clear_error(tmp_path):
     with pytest.raises(SelcopyError, match="nothing to plot"):
         plot_experiment([], VARIABLES, None, None, tmp_path / "x.png", "")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_runs_of_several_experiments_are_told_apart_by_name_and_their_own_variables():
+    linear = [({"dt_init": "linear"}, _rows(0.1))]
+    both = [({"model": {"name": "lstm"}}, _rows(0.2)), ({"model": {"name": "mamba"}}, _rows(0.3))]
+    runs, variables = plots.combine([("baselines", ["model"], both), ("linear-dt", ["dt_init"], linear),
+                                     ("trials", ["trial", "l"], [({"trial": 1, "l": 6}, _rows(0.4))])])
+    assert variables == ["experiment", "model", "dt_init", "trial", "l"]
+    assert [values for values, _ in runs][:2] == [{"experiment": "baselines", "model": {"name": "lstm"}},
+                                                  {"experiment": "baselines", "model": {"name": "mamba"}}]
+    varying = plots.varying_variables(runs, variables)
+    assert varying == ["experiment", "model"]  # dt_init and l have one value among the runs that have them
+    labels = [label for *_, label in plots.line_styles(plots.group_settings(runs, variables), varying, None).values()]
+    assert labels == ["experiment=baselines, name=lstm", "experiment=baselines, name=mamba",
+                      "experiment=linear-dt", "experiment=trials"]
+    grouped = plots.line_styles(plots.group_settings(runs, variables), varying, "experiment")
+    assert len({colour for colour, *_ in grouped.values()}) == 3
+
+
+def test_combining_refuses_a_name_twice_and_a_variable_called_experiment():
+    runs = [({"l": 6}, _rows(0.1))]
+    with pytest.raises(SelcopyError, match="experiment 'a' is given twice"):
+        plots.combine([("a", ["l"], runs), ("a", ["l"], runs)])
+    with pytest.raises(SelcopyError, match="its matrix variable 'experiment'"):
+        plots.combine([("a", ["experiment"], [({"experiment": 1}, _rows(0.1))]), ("b", ["l"], runs)])

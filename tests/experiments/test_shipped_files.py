@@ -79,13 +79,17 @@ def test_the_float32_trials_repeat_the_float32_row_with_the_bf16_trials_seeds():
 
 
 def test_the_linear_dt_file_repeats_the_mamba_row_with_the_articles_initialisation():
-    """Only the initialisation of the time steps and how it trains (float32, compiled) differ."""
+    """Only the initialisation of the time steps and how it trains (float32, compiled) differ;
+    its control (`paper`) differs from table 4's row only in how it trains."""
     row = article_row("04-baselines.yml", "${model}['name'] == 'mamba'")
-    [run] = load_experiment(ARTICLE / "04-baselines-mamba-linear-dt.yml").runs
-    assert (row.model["dt_init"], run.model["dt_init"]) == ("paper", "linear")
-    assert (run.task, {**run.model, "dt_init": "paper"}, run.seed) == (row.task, row.model, row.seed)
-    assert (run.train["precision"], run.train["compile"]) == ("float32", True)
-    assert {**run.train, "precision": row.train["precision"], "compile": False} == row.train
+    linear, control = load_experiment(ARTICLE / "04-baselines-mamba-linear-dt.yml").runs
+    assert (row.model["dt_init"], linear.model["dt_init"], control.model["dt_init"]) == ("paper", "linear", "paper")
+    assert linear.name.endswith("/dt-init-linear")  # the run trained before the control was added keeps its folder
+    assert (linear.task, {**linear.model, "dt_init": "paper"}, linear.seed) == (row.task, row.model, row.seed)
+    assert (control.task, control.model, control.seed) == (row.task, row.model, row.seed)
+    for run in (linear, control):
+        assert (run.train["precision"], run.train["compile"]) == ("float32", True)
+        assert {**run.train, "precision": row.train["precision"], "compile": False} == row.train
 
 
 OPEN = ROOT / "experiments" / "open-question"

@@ -32,10 +32,15 @@ for run_dir in runs/article/*/; do
     *) copy_runs "$dir" docs/reproduction/runs ;;
   esac
 done
+# bf16 runs trained again to be measured in float32 (train.sh): docs/reproduction/retrained/article/...
+for run_dir in runs/retrained/article/*/; do
+  [ -d "$run_dir" ] || continue
+  copy_runs "retrained/article/$(basename "$run_dir")" docs/reproduction
+done
 for dir in quality/loss quality/bf16; do
   copy_runs "$dir" benchmarks/quality/runs
 done
 for dir in 01-screen 02-q-trials 03-q-variants 04-q-8m 05-qk56-trials; do
   copy_runs "open-question/$dir" docs/open-question/runs
 done
-du -sh docs/reproduction/runs docs/open-question/runs benchmarks/quality/runs 2>/dev/null || true
+du -sh docs/reproduction/runs docs/reproduction/retrained docs/open-question/runs benchmarks/quality/runs 2>/dev/null || true

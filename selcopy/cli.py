@@ -188,6 +188,11 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
     from selcopy.experiments.store import load_runs
     from selcopy.report.plots import combine, plot_experiment
 
+    if extra:  # argparse takes the files only before the first flag
+        if any(arg.startswith("-") for arg in extra):
+            raise SelcopyError(f"unrecognized arguments: {' '.join(extra)}")
+        raise SelcopyError(f"{' '.join(extra)}: a file after a flag; give every file first, then the flags "
+                           "(e.g. plot A.yml B.yml --where X --where Y)")
     wheres = args.where or [None]
     if len(wheres) not in (1, len(args.file)):
         raise SelcopyError(f"--where given {len(wheres)} times for {counted(len(args.file), 'file')}: give it once "
@@ -198,13 +203,17 @@ def cmd_plot(args: argparse.Namespace, extra: list[str]) -> int:
         runs = load_runs(exp.runs, Path(args.runs), file)
         if not runs:
             raise SelcopyError(f"{file}: no run has logged metrics under {args.runs}/ yet")
+        twice = [f for f, (name, _, _) in zip(args.file, experiments) if name == exp.name]
+        if twice:
+            raise SelcopyError(f"{file}: experiment {exp.name!r} again (as {twice[0]}); to compare parts of one "
+                               "grid, plot it once with --group-by")
         experiments.append((exp.name, exp.variables, runs))
     if len(experiments) == 1:
         (title, variables, runs), = experiments
     else:
         (runs, variables), title = combine(experiments), ""
     names = [name.replace("/", "-") for name, _, _ in experiments]
-    if args.out is None and len("-vs-".join(names)) > 200:
+    if args.out is None and len(names) > 1 and len("-vs-".join(names)) > 200:
         raise SelcopyError(f"the names of {len(names)} experiments make too long a file name; give one with --out")
     out = Path(args.out or f"{'-vs-'.join(names)}.png")
     if CONTROL.search(str(out)):
@@ -359,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", parents=[stored],
                        help="error curves of a grid's runs (mean and min-max band over trials); of several "
                             "grids' runs in one figure")
-    p.add_argument("file", nargs="+", help="experiment files (YAML); with several, their runs share the figure, "
-                                           "told apart by the variable 'experiment'")
+    p.add_argument("file", nargs="+", help="experiment files (YAML), before any flag; with several, their runs "
+                                           "share the figure, told apart by the variable 'experiment'")
     p.add_argument("--where", action="append", default=None, metavar="EXPR",
                    help="only the runs whose matrix values satisfy EXPR, e.g. '${l} == 6' (the $filter language); "
                         "with several files, once for all or once per file in their order ('' for all its runs)")
@@ -370,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour by this matrix variable (with several files, also 'experiment')")
     p.add_argument("--out", default=None,
                    help="PNG path (default: <experiment name>.png; with several, the names joined by -vs-)")
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=cmd_plot, takes_extra=True)  # a file after a flag gets its own message
 
     p = sub.add_parser("ls", help="list what exists")
     p.add_argument("what", choices=["tasks", "models"])

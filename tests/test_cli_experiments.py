@@ -130,7 +130,7 @@ def test_show_runs_says_what_the_run_folder_holds_of_each_run(capsys, tmp_path):
     assert all("status" not in r for r in json.loads(capsys.readouterr().out))
 
 
-@pytest.mark.parametrize("command", ["show", "run"])
+@pytest.mark.parametrize("command", ["show", "run", "plot"])
 @pytest.mark.parametrize(
     "where, message",
     [
@@ -142,11 +142,12 @@ def test_show_runs_says_what_the_run_folder_holds_of_each_run(capsys, tmp_path):
     ],
 )
 def test_bad_where_exits_2(capsys, tmp_path, command, where, message):
-    extra = ["--runs", str(tmp_path / "runs")] if command == "run" else []
+    extra = ["--runs", str(tmp_path / "runs")] if command in ("run", "plot") else []
     assert main([command, str(ATTN_LAST), "--where", where, *extra]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and message in captured.err and "--where" in captured.err
+    assert captured.err.startswith(f"selcopy: error: {ATTN_LAST}: ")  # the file whose matrix refused it
     assert not (tmp_path / "runs").exists()
 
 
@@ -852,7 +853,8 @@ def test_plot_draws_the_runs_of_several_files_in_one_figure(capsys, tiny_runs, t
     assert capsys.readouterr().out == "tiny-vs-other-tiny.png\n"  # the default name joins the experiments'
     assert (tmp_path / "tiny-vs-other-tiny.png").stat().st_size > 0
     out = tmp_path / "one-where.png"  # a single --where applies to every file
-    assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--where", "${trial} == 1", "--out", str(out)]) == 0
+    assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--where", "${trial} == 1",
+                 "--out", str(out)]) == 0
     assert main(["plot", str(TINY), str(other), "--runs", str(runs), "--where", "${trial} == 2", "--where", "",
                  "--out", str(out)]) == 0
     capsys.readouterr()
@@ -866,5 +868,14 @@ def test_plot_draws_the_runs_of_several_files_in_one_figure(capsys, tiny_runs, t
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert main(["plot", str(TINY), str(TINY), "--runs", str(runs), "--out", str(tmp_path / "x.png")]) == 2
-    assert capsys.readouterr().err == "selcopy: error: experiment 'tiny' is given twice\n"
-    assert not (tmp_path / "x.png").exists()
+    assert capsys.readouterr().err == (f"selcopy: error: {TINY}: experiment 'tiny' again (as {TINY}); to compare "
+                                       "parts of one grid, plot it once with --group-by\n")
+    assert main(["plot", str(TINY), "--where", "${trial} == 1", str(other), "--runs", str(runs)]) == 2
+    assert capsys.readouterr().err == (f"selcopy: error: {other}: a file after a flag; give every file first, then "
+                                       "the flags (e.g. plot A.yml B.yml --where X --where Y)\n")
+    assert main(["plot", str(TINY), "--runs", str(runs), "--bogus"]) == 2
+    assert capsys.readouterr().err == "selcopy: error: unrecognized arguments: --bogus\n"
+    assert main(["plot", str(TINY), "--runs", str(runs), "--where", "True", "--where", "True"]) == 2  # one file
+    assert "--where given 2 times for 1 file" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "one-where.png", "tiny-vs-other-tiny.png"]

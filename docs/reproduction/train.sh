@@ -2,10 +2,14 @@
 # Train what docs/reproduction.md still lacks, most valuable first, on every core: LANES lanes
 # (default 2, one per core of this project's machine), each one selcopy process with one CPU
 # thread, walk the same list. A run that another lane holds is passed over (its lock), a
-# finished one is skipped, a started one resumes from its checkpoint: stop the script at any
-# time and start it again, with the same LANES (a run keeps the thread count it began with).
+# finished one is skipped, a started one resumes from its checkpoint (with the one thread it
+# began with), so the script can be stopped and started again at any time:
 #   nohup bash docs/reproduction/train.sh > train.log 2>&1 &
-# Then `bash docs/reproduction/collect.sh` copies the finished runs' small files into docs/.
+#   kill <its pid>     # stops the lanes and their trainings; rerun the line above to go on
+# Other trainings running at the same time would share the cores: stop them first. A run that
+# fails is recorded as failed and tried again by the next lane that reaches it (the store skips
+# only finished runs). Then `bash docs/reproduction/collect.sh` copies the finished runs' small
+# files into docs/ (from runs/ and runs/retrained/, the defaults of RUNS and AGAIN).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SELCOPY=${SELCOPY:-.venv/bin/selcopy}
@@ -14,15 +18,20 @@ RUNS=${RUNS:-runs}
 AGAIN=${AGAIN:-$RUNS/retrained}  # bf16 runs trained again, to be measured in float32
 
 step() {  # step LANE FILE [selcopy run flags]: train (or skip) the file's runs; a --runs in the flags wins
-  local lane=$1 file=experiments/article/$2.yml; shift 2
-  echo "lane $lane: $file $*"
-  if ! "$SELCOPY" run "$file" --runs "$RUNS" --threads 1 --skip-existing "$@"; then
-    echo "lane $lane: $file: not every run trained (held by another lane, or failed: see above)"
-  fi
+  local lane=$1 file=experiments/article/$2.yml status; shift 2
+  echo "[lane $lane] $file $*"
+  "$SELCOPY" run "$file" --runs "$RUNS" --threads 1 --skip-existing "$@" 2>&1 | sed -u "s/^/[lane $lane] /"
+  status=$?
+  case $status in
+    0) ;;
+    1) echo "[lane $lane] $file: not every run trained (held by another lane, or failed: see above)" ;;
+    130) echo "[lane $lane] interrupted"; exit 130 ;;
+    *) echo "[lane $lane] $file: exit status $status (bad input: see above)"; bad=1 ;;
+  esac
 }
 
 lane() {
-  local n=$1
+  local n=$1 bad=0
   # issue 23: the article's Mamba and its float32 control; table 10's last-layer row over 8M samples
   step "$n" 04-baselines-mamba-linear-dt
   step "$n" 10-attention-6l-last-float32-8m
@@ -41,11 +50,25 @@ lane() {
   step "$n" 00-selective-copy
   step "$n" 01-preliminary
   step "$n" 02-ops-vs-layers
-  echo "lane $n: done"
+  echo "[lane $n] done"
+  return "$bad"
 }
 
+stop() {  # stop PID: the process, then everything it had started
+  local child children
+  children=$(pgrep -P "$1")
+  kill "$1" 2> /dev/null
+  for child in $children; do stop "$child"; done
+}
+lanes=()
+trap 'for pid in "${lanes[@]}"; do stop "$pid"; done; exit 130' INT TERM  # the script's end is its trainings' end
 for n in $(seq 1 "$LANES"); do
   lane "$n" &
+  lanes+=($!)
   sleep 5  # the first lane takes the first run before the next lane looks
 done
-wait
+failed=0
+for pid in "${lanes[@]}"; do
+  wait "$pid" || failed=1
+done
+exit "$failed"  # 1 if a file was bad input or a lane was stopped

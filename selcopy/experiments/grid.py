@@ -339,7 +339,10 @@ def select_runs(experiment: Experiment, expression: str | None) -> Experiment:
     if not expression:
         return experiment
     where, budget = f"--where {expression!r}", Budget()
-    runs = [r for r in experiment.runs if holds(expression, r.variables, where, budget)]
+    try:
+        runs = [r for r in experiment.runs if holds(expression, r.variables, where, budget)]
+    except ConfigError as error:  # which file's matrix it was checked against
+        raise ConfigError(f"{experiment.path}: {error}") from None
     if not runs:
         raise ConfigError(f"{experiment.path}: {where} selects none of its {len(experiment.runs)} runs")
     return dataclasses.replace(experiment, runs=runs)

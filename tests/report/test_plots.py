@@ -146,6 +146,9 @@ def test_runs_of_several_experiments_are_told_apart_by_name_and_their_own_variab
                       "experiment=linear-dt", "experiment=trials"]
     grouped = plots.line_styles(plots.group_settings(runs, variables), varying, "experiment")
     assert len({colour for colour, *_ in grouped.values()}) == 3
+    by_model = plots.line_styles(plots.group_settings(runs, variables), varying, "model")
+    colours = [colour for colour, *_ in by_model.values()]  # runs without a model share the last colour
+    assert len(set(colours)) == 3 and colours[2] == colours[3]
 
 
 def test_combining_refuses_a_name_twice_and_a_variable_called_experiment():

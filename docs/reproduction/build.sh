@@ -51,14 +51,17 @@ BF16=("$L/10-attention-6l-5ops/attn-0,0,0,0,0,T" "$L"/10-attention-6l-last-trial
 pooled "float32, trial 0 and the trials file" "${F32[@]}"
 pooled "bfloat16, trial 0 and the trials file" "${BF16[@]}"
 pooled "both precisions" "${F32[@]}" "${BF16[@]}"
+# the float32 trial 0 over 8 million samples
+table experiments/article/10-attention-6l-last-float32-8m.yml
 
 # 2. the attention study: 5 trials of linear and of 8-head QK attention in the last layer
 table experiments/article/05-attention-invention.yml --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' \
   --std validation_mask_error%
 # the rest of table 5: every finished run of its file
 table experiments/article/05-attention-invention.yml --std validation_mask_error%
-# 3. LSTM and Mamba beside the conv of (1)
+# 3. LSTM and Mamba beside the conv of (1); Mamba with the article's initialisation of Δ
 table experiments/article/04-baselines.yml
+table experiments/article/04-baselines-mamba-linear-dt.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -69,3 +72,8 @@ table experiments/article/04-baselines.yml
   --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' --group-by attn --out "$OUT/attention-study.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-last-float32-trials.yml --runs "$R" \
   --out "$OUT/attention-6l-float32-trials.png"
+"$SELCOPY" plot experiments/article/10-attention-6l-last-float32.yml experiments/article/10-attention-6l-last-float32-trials.yml \
+  experiments/article/10-attention-6l-last-float32-8m.yml --runs "$R" --metric mask_error% sample_error% \
+  --out "$OUT/attention-6l-float32-8m.png"
+"$SELCOPY" plot experiments/article/04-baselines.yml experiments/article/04-baselines-mamba-linear-dt.yml --runs "$R" \
+  --where '${model}["name"] == "mamba"' --where '' --out "$OUT/mamba-dt-init.png"

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from selcopy.cli import STACK_MAX, main
+from selcopy.cli import main
+from selcopy.cli_parser import STACK_MAX
 from selcopy.experiments import load_experiment
 from selcopy.experiments.executors import stacked as stacked_executor
 from selcopy.experiments.executors.base import RunJob

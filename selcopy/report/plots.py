@@ -5,7 +5,8 @@ samples (`inputs`, the article's "steps"). Each setting of the matrix is one lin
 trials of a setting are drawn as their mean with a band from min to max. The legend names
 only the variables that vary (of a mapping such as a whole `model:` section, only its keys that
 differ), in fewer columns where the names are long. With `group_by`, lines share a colour per value of that
-variable and differ in dash by the other settings.
+variable and differ in dash by the other settings (one dash per value of those, the same in every
+colour, where six dashes tell them apart).
 
 Runs of several experiments can share one figure (`combine`): each run's values then carry its
 experiment's name (variable `experiment`), and a label names only the variables its run has.
@@ -32,7 +33,7 @@ from selcopy.names import TRIAL, metric_title, value_text
 
 X = "inputs"
 DEFAULT_METRICS = ["validation_loss", "validation_mask_error%", "validation_sample_error%"]
-DASHES = ["-", "--", ":", "-."]
+DASHES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2))]
 STYLE = {
     "font.size": 10,
     "axes.titlesize": 11,
@@ -173,10 +174,17 @@ def line_styles(settings: dict, varying: list[str], group_by: str | None) -> dic
     if group_by is None:
         return {k: (c, "-", labels[k]) for k, c in zip(settings, palette(len(settings)))}
     groups = _groups(settings, group_by)
+    # a dash per combination of the other variables, the same in every colour, where there are
+    # dashes enough; else the lines of each group in turn
+    others = [v for v in varying if v != group_by]
+    rests = {k: tuple(value_key(values.get(v)) for v in others) for k, (values, _) in settings.items()}
+    in_order = dict.fromkeys(rests[k] for members in groups for k in members)
+    dash_of = {rest: DASHES[i % len(DASHES)] for i, rest in enumerate(in_order)}
     styles = {}
     for colour, members in zip(palette(len(groups)), groups):
         for i, k in enumerate(members):
-            styles[k] = (colour, DASHES[i % len(DASHES)], labels[k])
+            dash = dash_of[rests[k]] if len(dash_of) <= len(DASHES) else DASHES[i % len(DASHES)]
+            styles[k] = (colour, dash, labels[k])
     return styles
 
 

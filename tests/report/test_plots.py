@@ -109,6 +109,19 @@ def test_group_by_colours_by_its_value_and_dashes_the_rest():
     assert [label for *_, label in styles.values()][:2] == ["l=6, nops=3", "l=12, nops=3"]  # a group together
 
 
+def test_a_dash_stands_for_the_same_setting_in_every_colour():
+    runs = [({"qkv": q, "attn": a}, _rows(0.1)) for q, a in
+            [("QK", 0), ("QK", 1), ("QK", 8), ("QV", 1), ("QV", 8), ("KV", 8)]]  # QV and KV lack some
+    styles = plots.line_styles(plots.group_settings(runs, ["qkv", "attn"]), ["qkv", "attn"], "qkv")
+    dash = {label: d for _, d, label in styles.values()}
+    assert dash["qkv=QK, attn=8"] == dash["qkv=QV, attn=8"] == dash["qkv=KV, attn=8"] != dash["qkv=QK, attn=1"]
+    assert dash["qkv=QK, attn=1"] == dash["qkv=QV, attn=1"]
+    many = [({"g": g, "x": x}, _rows(0.1)) for g in "ab" for x in range(len(plots.DASHES) + 1)]
+    styles = plots.line_styles(plots.group_settings(many, ["g", "x"]), ["g", "x"], "g")
+    in_a = [d for _, d, label in styles.values() if label.startswith("g=a")]
+    assert len({str(d) for d in in_a}) == len(plots.DASHES)  # too many to share: each group in turn
+
+
 def test_curve_is_the_mean_and_range_over_the_trials_present():
     trials = [[{"inputs": 1, "m": 1.0}, {"inputs": 2, "m": 3.0}], [{"inputs": 1, "m": 3.0}]]
     xs, mean, lo, hi = plots.curve(trials, "m")

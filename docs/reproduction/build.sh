@@ -63,6 +63,35 @@ table experiments/article/05-attention-invention.yml --std validation_mask_error
 table experiments/article/04-baselines.yml
 table experiments/article/04-baselines-mamba-linear-dt.yml
 
+# issue 23: the bf16 rows trained again (same files, seeds and thread count) and measured in float32
+A=${AGAIN:-docs/reproduction/retrained}
+R=$A table experiments/article/04-baselines.yml --where '${model}["name"] != "mamba"'
+R=$A table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
+R=$A table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
+echo; echo "each retrained run beside its first training (measured in bf16), from their metrics.jsonl:"
+"$PYTHON" - "$R" "$A" <<'PY'
+import json, sys
+from pathlib import Path
+first, again = Path(sys.argv[1]), Path(sys.argv[2])
+def lines(folder):
+    path = folder / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+for result in sorted(again.glob("article/*/*/result.json")):
+    run = result.parent
+    new, old = lines(run), lines(first / run.relative_to(again))
+    if not new or not old or json.loads(result.read_text()).get("status") != "finished":
+        continue
+    old_by_inputs = {line["inputs"]: line for line in old}
+    pairs = [(o["train_loss"], n["train_loss"]) for n in new if (o := old_by_inputs.get(n["inputs"]))]
+    equal = sum(a == b for a, b in pairs)
+    largest = max(abs(a - b) / abs(a) for a, b in pairs)
+    print(f"  {run.relative_to(again)}: train_loss equal at {equal} of {len(pairs)} validation points"
+          f" (largest relative difference {largest:.1e})")
+    for key, name in [("validation_loss", "loss"), ("validation_mask_error%", "mask error%"),
+                      ("validation_sample_error%", "sample error%")]:
+        print(f"    final validation {name}: {old[-1][key]:.4f} measured in bf16, {new[-1][key]:.4f} in float32")
+PY
+
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \
@@ -70,6 +99,8 @@ table experiments/article/04-baselines-mamba-linear-dt.yml
 "$SELCOPY" plot experiments/article/10-attention-6l-last-trials.yml --runs "$R" --out "$OUT/attention-6l-trials.png"
 "$SELCOPY" plot experiments/article/05-attention-invention.yml --runs "$R" \
   --where '${qkv} == "QK" and ${attn} in [[0, 0, true], [0, 0, 8]]' --group-by attn --out "$OUT/attention-study.png"
+"$SELCOPY" plot experiments/article/05-attention-invention.yml --runs "$R" --group-by qkv --metric sample_error% \
+  --out "$OUT/attention-inventions.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-last-float32-trials.yml --runs "$R" \
   --out "$OUT/attention-6l-float32-trials.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-last-float32.yml experiments/article/10-attention-6l-last-float32-trials.yml \

@@ -18,6 +18,7 @@ from selcopy.experiments import load_experiment
 from selcopy.models import MODELS, ModelConfig, TaskShape
 from selcopy.models.base import ByteEmbedding
 from selcopy.train import checkpoint
+from selcopy.train.device import processor
 
 FILES = Path(__file__).parent / "experiments" / "files"
 TINY = FILES / "tiny_grid.yml"  # tiny/trial-1, tiny/trial-2: 1,280 inputs, validation at 640
@@ -304,6 +305,7 @@ def test_run_writes_every_file_of_a_run_folder(tiny_runs):
         assert result["device"] == "cpu" and result["threads"] == 1
         assert result["precision"] == {"training": spec.train["precision"], "measurement": "float32"}
         assert result["denormals"] == "flushed to zero"
+        assert result["processor"] == processor(torch.device("cpu"))  # the CPU's model name, on Linux
 
         events = list((folder / "tensorboard").glob("events.out.tfevents*"))
         assert len(events) == 1 and events[0].stat().st_size > 0

@@ -23,7 +23,7 @@ from selcopy.experiments.store import RunStore
 from selcopy.files import atomic_write
 from selcopy.report.examples import EXAMPLES, examples_png, save_examples
 from selcopy.train import checkpoint
-from selcopy.train.device import flushing_denormals
+from selcopy.train.device import flushing_denormals, processor
 from selcopy.train.loop import MEASURED, Trainer
 from selcopy.train.metrics import summarize
 
@@ -124,18 +124,18 @@ def repair_best(store: RunStore, state: dict[str, Any], warn: Log) -> None:
 def finish(spec: RunSpec, store: RunStore, trainer: Trainer, device: torch.device) -> dict[str, Any]:
     """Write the finished `result.json` from the last line of the metrics log."""
     return write_finished(spec, store, trainer.best, str(device), torch.get_num_threads(), trainer.config.precision,
-                          flushing_denormals() and device.type == "cpu")
+                          flushing_denormals() and device.type == "cpu", processor(device))
 
 
 def write_finished(spec: RunSpec, store: RunStore, best: dict[str, Any], device: str, threads: int,
-                   precision: str, flushed: bool = False) -> dict[str, Any]:
+                   precision: str, flushed: bool, processor: str) -> dict[str, Any]:
     """`finish` from what the trainer ended with, wherever it trained: its best validation, the
-    device, torch threads and CPU denormal mode it trained with (the numbers depend on them) and
-    its precision."""
+    device (and what processor it is), torch threads and CPU denormal mode it trained with (the
+    numbers depend on them) and its precision."""
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
               "best": best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
-              "threads": threads, "precision": {"training": precision, "measurement": MEASURED},
+              "processor": processor, "threads": threads, "precision": {"training": precision, "measurement": MEASURED},
               "denormals": "flushed to zero" if flushed else "kept"}  # on the CPU; a GPU keeps them
     store.write_result(result)
     return result

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -31,6 +33,31 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise SelcopyError(f"--device {name}: MPS is not available on this machine")
     return device
+
+
+@functools.cache
+def processor(device: torch.device) -> str:
+    """What the device is, as its maker names it: the GPU's name, or the CPU's model name (from
+    /proc/cpuinfo on Linux) with the bf16 instructions it has (`avx512_bf16`, `amx_bf16`). A
+    run's speed depends on it, and so do its numbers: the kernels, and so the order of float
+    sums, differ from one CPU to another."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name, flags = "", set()
+    if device.type == "cpu" and sys.platform.startswith("linux"):
+        try:
+            lines = Path("/proc/cpuinfo").read_text().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not name:
+                name = value
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+    name = name or platform.processor() or platform.machine() or "unknown"
+    bf16 = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return f"{name} ({', '.join(bf16)})" if bf16 else name
 
 
 # mallopt(3) parameters of glibc

@@ -1,4 +1,5 @@
-"""The CPU allocator setting the trainer makes: freed tensors' memory is reused, not faulted in anew."""
+"""The CPU allocator setting the trainer makes: freed tensors' memory is reused, not faulted in anew;
+and the processor a run's result.json names."""
 
 from __future__ import annotations
 
@@ -81,3 +82,27 @@ TRAINER = textwrap.dedent("""
 def test_a_process_that_trains_runs_keeps_freed_memory_on_the_cpu():
     out = subprocess.run([sys.executable, "-c", TRAINER], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "1"]
+
+
+def test_the_processor_is_the_cpus_model_name_with_its_bf16_instructions(monkeypatch, tmp_path):
+    import torch
+
+    from selcopy.train import device
+
+    cpuinfo = tmp_path / "cpuinfo"
+    core = "model name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu avx512f amx_bf16 avx512_bf16\n"
+    cpuinfo.write_text(f"processor\t: 0\n{core}\nprocessor\t: 1\n{core}")
+    real_path = device.Path
+    monkeypatch.setattr(device, "Path", lambda name: cpuinfo if name == "/proc/cpuinfo" else real_path(name))
+    monkeypatch.setattr(device.sys, "platform", "linux")
+    device.processor.cache_clear()
+    try:
+        assert device.processor(torch.device("cpu")) == "Some CPU @ 2.0GHz (avx512_bf16, amx_bf16)"
+        cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu avx2\n")
+        device.processor.cache_clear()
+        assert device.processor(torch.device("cpu")) == "Old CPU"  # no bf16 instructions, none named
+        cpuinfo.unlink()  # unreadable: what the platform module says
+        device.processor.cache_clear()
+        assert device.processor(torch.device("cpu")) == (platform.processor() or platform.machine() or "unknown")
+    finally:
+        device.processor.cache_clear()

@@ -283,7 +283,7 @@ class Driver(StackDriving):
             return
         try:
             result = write_finished(spec, out.store, ended["best"], ended["device"], ended["threads"],
-                                    ended["precision"], ended["flushed"])
+                                    ended["precision"], ended["flushed"], ended["processor"])
         except Exception as error:
             self._fail(out, f"{type(error).__name__}: {error}", traceback.format_exc())
             return

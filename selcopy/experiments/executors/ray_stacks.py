@@ -176,7 +176,7 @@ class StackDriving:
             try:
                 run = ended[name]
                 result = write_finished(member.job.spec, member.store, run["best"], run["device"], run["threads"],
-                                        run["precision"], run["flushed"])
+                                        run["precision"], run["flushed"], run["processor"])
             except Exception as error:
                 self._fail_member(out, member, f"{type(error).__name__}: {error}", traceback.format_exc())
                 continue

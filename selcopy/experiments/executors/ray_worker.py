@@ -17,7 +17,7 @@ from selcopy.experiments.recorder import Validation
 from selcopy.experiments.runner import run_threads, start_process
 from selcopy.experiments.spec import RunSpec
 from selcopy.train import checkpoint
-from selcopy.train.device import flushing_denormals, pick_device
+from selcopy.train.device import flushing_denormals, pick_device, processor
 from selcopy.train.loop import Trainer
 
 
@@ -140,7 +140,8 @@ def train_on_worker(wanted: dict[str, str], post: Any, run: str, spec: dict[str,
 def ended(trainer: Trainer, device: torch.device) -> dict[str, Any]:
     """What the driver writes a finished run's result.json from."""
     return {"best": trainer.best, "device": str(device), "threads": torch.get_num_threads(),
-            "precision": trainer.config.precision, "flushed": flushing_denormals() and device.type == "cpu"}
+            "precision": trainer.config.precision, "flushed": flushing_denormals() and device.type == "cpu",
+            "processor": processor(device)}
 
 
 def train_stack_on_worker(wanted: dict[str, str], post: Any, key: str, device_name: str,

@@ -232,12 +232,13 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = evaluate_run(spec, folder, args.checkpoint, args.data, changes, args.count, args.seed, device)
+    report = evaluate_run(spec, folder, args.checkpoint, args.data, changes, args.count, args.seed, device,
+                          args.precision)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {report['samples']:,} "
-          f"samples ({report['data']})")
+          f"samples ({report['data']}), measured in {args.precision}")
     for key, value in report["metrics"].items():
         print(f"  {key:<22} {value:.6g}")
     return 0

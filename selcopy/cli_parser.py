@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_int, default=None,
                    help="seed of the drawn set (default: the run's validation_seed)")
     p.add_argument("--threads", type=positive_int, default=0, help="torch CPU threads")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                   help="measure in float32 (default, as training validates) or in bfloat16 autocast")
     p.add_argument("--json", action="store_true")
     p.set_defaults(takes_extra=True)
 

@@ -677,6 +677,19 @@ def test_eval_of_the_latest_checkpoint_equals_the_last_validation(tiny_runs, cap
         assert value == pytest.approx(logged["validation_" + key], rel=1e-6), key
     best = json.loads((folder / "result.json").read_text())["best"]
     assert eval_json(capsys, str(folder))["inputs"] == best["inputs"]  # best.pt by default
+    assert report["precision"] == "float32"
+
+
+def test_eval_measures_in_bfloat16_when_asked(tiny_runs, capsys):
+    runs, _ = tiny_runs
+    folder = runs / "tiny" / "trial-1"
+    float32 = eval_json(capsys, str(folder), "--checkpoint", "latest")
+    bf16 = eval_json(capsys, str(folder), "--checkpoint", "latest", "--precision", "bfloat16")
+    assert bf16["precision"] == "bfloat16" and bf16["samples"] == float32["samples"] == 200
+    assert bf16["metrics"]["loss"] != float32["metrics"]["loss"]  # the model ran in bf16: other logits
+    assert bf16["metrics"]["loss"] == pytest.approx(float32["metrics"]["loss"], rel=0.05)  # the same model
+    assert main(["eval", str(folder), "--precision", "bfloat16", "--device", "cpu"]) == 0
+    assert "measured in bfloat16" in capsys.readouterr().out
 
 
 def test_eval_on_longer_programs(tiny_runs, capsys):

@@ -15,7 +15,7 @@ from selcopy.experiments.store import RunStore
 from selcopy.tasks import make_task
 from selcopy.tasks.split import unique_samples
 from selcopy.train import checkpoint
-from selcopy.train.loop import evaluate
+from selcopy.train.loop import MEASURED, evaluate
 from selcopy.train.metrics import summarize
 
 
@@ -29,10 +29,11 @@ def load_run(folder: Path) -> RunSpec:
 
 
 def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: dict[str, Any], count: int,
-                 seed: int | None, device: torch.device) -> dict[str, Any]:
+                 seed: int | None, device: torch.device, precision: str = MEASURED) -> dict[str, Any]:
     """Metrics of the `which` checkpoint (best | latest | previous) of the run `spec` stored in
     `folder`, on its `part` set (validation | test) or, with task `changes`, a `count` or a
-    `seed`, on a new draw of it."""
+    `seed`, on a new draw of it; measured in `precision` (float32, as training validates, or
+    bfloat16 autocast)."""
     if part == "test" and not spec.has_test:
         raise SelcopyError(f"--data test: {folder / 'config.yaml'} defines no test set (no test_<setting> in its task)")
     name, settings = spec.task_settings(part)
@@ -63,6 +64,7 @@ def evaluate_run(spec: RunSpec, folder: Path, which: str, part: str, changes: di
         split = spec.build_split()
         data = split.validation if part == "validation" else split.test
         described = f"the run's {part} set"
-    metrics = summarize(evaluate(model, data, spec.train_config(), device), "", task.difficulty_column)
+    metrics = summarize(evaluate(model, data, spec.train_config(), device, precision), "", task.difficulty_column)
     return {"run": spec.name, "checkpoint": which, "inputs": int(state["inputs"]), "samples": len(data),
-            "data": described, "task": {"name": name, **task.config.model_dump(mode="json")}, "metrics": metrics}
+            "data": described, "precision": precision, "task": {"name": name, **task.config.model_dump(mode="json")},
+            "metrics": metrics}

@@ -205,10 +205,12 @@ def logits_of(model: nn.Module, masked: torch.Tensor, precision: str) -> torch.T
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.device) -> torch.Tensor:
+def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.device,
+             precision: str = MEASURED) -> torch.Tensor:
     """Metric counts (see `metrics.summarize`) of `model` on a whole set, in eval mode, in chunks of
     `config.validation_batch_size`, with the run's loss, in float32 whatever precision the run
-    trains in (`MEASURED`: as the article trained and measured, so that rows compare with it)."""
+    trains in (`MEASURED`: as the article trained and measured, so that rows compare with it),
+    unless `precision` asks for bfloat16 autocast (`selcopy eval --precision`)."""
     was_training = model.training
     model.eval()
     stats = new_stats(device)
@@ -216,7 +218,7 @@ def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.d
     for start in range(0, len(data), size):  # at the set's full width, as every chunk of it
         text = data.text[start : start + size].to(device).long()
         masked = data.masked[start : start + size].to(device).long()
-        logits = logits_of(model, masked, MEASURED)
+        logits = logits_of(model, masked, precision)
         difficulty = data.difficulty[start : start + size].to(device)
         stats += batch_stats(logits, text, masked, difficulty, loss_fn(logits, text))
     model.train(was_training)

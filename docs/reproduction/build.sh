@@ -68,7 +68,10 @@ A=${AGAIN:-docs/reproduction/retrained}
 R=$A table experiments/article/04-baselines.yml --where '${model}["name"] != "mamba"'
 R=$A table experiments/article/10-attention-6l-5ops.yml --where '${attn} == [0, 0, 0, 0, 0, true]'
 R=$A table experiments/article/10-attention-6l-last-trials.yml --std validation_mask_error%
-echo; echo "each retrained run beside its first training (measured in bf16), from their metrics.jsonl:"
+pooled "bfloat16 trained again, trial 0 and the trials file" "$A/article/10-attention-6l-5ops/attn-0,0,0,0,0,T" \
+  "$A"/article/10-attention-6l-last-trials/trial-*
+echo; echo "each retrained run beside its first training, from their metrics.jsonl (the first measured in bf16, the"
+echo "retrained one in float32; where the train losses differ, the training did too):"
 "$PYTHON" - "$R" "$A" <<'PY'
 import json, sys
 from pathlib import Path
@@ -85,11 +88,12 @@ for result in sorted(again.glob("article/*/*/result.json")):
     pairs = [(o["train_loss"], n["train_loss"]) for n in new if (o := old_by_inputs.get(n["inputs"]))]
     equal = sum(a == b for a, b in pairs)
     largest = max(abs(a - b) / abs(a) for a, b in pairs)
-    print(f"  {run.relative_to(again)}: train_loss equal at {equal} of {len(pairs)} validation points"
-          f" (largest relative difference {largest:.1e})")
+    where = json.loads(result.read_text()).get("processor", "a processor it does not record")
+    print(f"  {run.relative_to(again)}, trained again on {where}:")
+    print(f"    train_loss equal at {equal} of {len(pairs)} validation points (largest relative difference {largest:.1e})")
     for key, name in [("validation_loss", "loss"), ("validation_mask_error%", "mask error%"),
                       ("validation_sample_error%", "sample error%")]:
-        print(f"    final validation {name}: {old[-1][key]:.4f} measured in bf16, {new[-1][key]:.4f} in float32")
+        print(f"    final validation {name}: first {old[-1][key]:.4f} (bf16), again {new[-1][key]:.4f} (float32)")
 PY
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"

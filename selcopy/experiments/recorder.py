@@ -128,14 +128,15 @@ def finish(spec: RunSpec, store: RunStore, trainer: Trainer, device: torch.devic
 
 
 def write_finished(spec: RunSpec, store: RunStore, best: dict[str, Any], device: str, threads: int,
-                   precision: str, flushed: bool, processor: str) -> dict[str, Any]:
+                   precision: str, flushed: bool, processor_name: str) -> dict[str, Any]:
     """`finish` from what the trainer ended with, wherever it trained: its best validation, the
     device (and what processor it is), torch threads and CPU denormal mode it trained with (the
     numbers depend on them) and its precision."""
     final = store.metrics()[-1]
     result = {"status": "finished", "run": spec.name, "variables": spec.variables, "metrics": final,
               "best": best, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
-              "processor": processor, "threads": threads, "precision": {"training": precision, "measurement": MEASURED},
+              "processor": processor_name, "threads": threads,
+              "precision": {"training": precision, "measurement": MEASURED},
               "denormals": "flushed to zero" if flushed else "kept"}  # on the CPU; a GPU keeps them
     store.write_result(result)
     return result

@@ -238,7 +238,7 @@ def cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
         print(json.dumps(report, indent=1))
         return 0
     print(f"{spec.name}: {args.checkpoint} checkpoint at {report['inputs']:,} inputs on {report['samples']:,} "
-          f"samples ({report['data']}), measured in {args.precision}")
+          f"samples ({report['data']}), measured in {report['precision']}")
     for key, value in report["metrics"].items():
         print(f"  {key:<22} {value:.6g}")
     return 0

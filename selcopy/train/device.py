@@ -38,9 +38,11 @@ def pick_device(name: str = "auto") -> torch.device:
 @functools.cache
 def processor(device: torch.device) -> str:
     """What the device is, as its maker names it: the GPU's name, or the CPU's model name (from
-    /proc/cpuinfo on Linux) with the bf16 instructions it has (`avx512_bf16`, `amx_bf16`). A
-    run's speed depends on it, and so do its numbers: the kernels, and so the order of float
-    sums, differ from one CPU to another."""
+    /proc/cpuinfo on Linux) with the vector instructions PyTorch's kernels use on it (`AVX2`,
+    `AVX512`) and the bf16 instructions it has (`avx512_bf16`, `amx_bf16`). A run's speed
+    depends on it, and so do its numbers: the kernels, and so the order of float sums, differ
+    from one CPU to another, and one model name (a virtual machine's "AMD EPYC") can stand for
+    CPUs with and without AVX-512."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     name, flags = "", set()
@@ -56,8 +58,10 @@ def processor(device: torch.device) -> str:
             elif key == "flags" and not flags:
                 flags = set(value.split())
     name = name or platform.processor() or platform.machine() or "unknown"
-    bf16 = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
-    return f"{name} ({', '.join(bf16)})" if bf16 else name
+    vector = torch.backends.cpu.get_cpu_capability()  # what ATen dispatches to: AVX2, AVX512, ...
+    named = [vector] if vector not in ("", "DEFAULT") else []
+    named += [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return f"{name} ({', '.join(named)})" if named else name
 
 
 # mallopt(3) parameters of glibc

@@ -84,7 +84,7 @@ def test_a_process_that_trains_runs_keeps_freed_memory_on_the_cpu():
     assert out == ["0", "1"]
 
 
-def test_the_processor_is_the_cpus_model_name_with_its_bf16_instructions(monkeypatch, tmp_path):
+def test_the_processor_is_the_cpus_model_name_with_its_vector_and_bf16_instructions(monkeypatch, tmp_path):
     import torch
 
     from selcopy.train import device
@@ -95,12 +95,18 @@ def test_the_processor_is_the_cpus_model_name_with_its_bf16_instructions(monkeyp
     real_path = device.Path
     monkeypatch.setattr(device, "Path", lambda name: cpuinfo if name == "/proc/cpuinfo" else real_path(name))
     monkeypatch.setattr(device.sys, "platform", "linux")
+    capability = "AVX512"
+    monkeypatch.setattr(device.torch.backends.cpu, "get_cpu_capability", lambda: capability)
     device.processor.cache_clear()
     try:
-        assert device.processor(torch.device("cpu")) == "Some CPU @ 2.0GHz (avx512_bf16, amx_bf16)"
+        assert device.processor(torch.device("cpu")) == "Some CPU @ 2.0GHz (AVX512, avx512_bf16, amx_bf16)"
         cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu avx2\n")
+        capability = "AVX2"  # the same model name on a CPU without AVX-512 is told apart
         device.processor.cache_clear()
-        assert device.processor(torch.device("cpu")) == "Old CPU"  # no bf16 instructions, none named
+        assert device.processor(torch.device("cpu")) == "Old CPU (AVX2)"  # no bf16 instructions, none named
+        capability = "DEFAULT"  # no vector kernels: nothing to name
+        device.processor.cache_clear()
+        assert device.processor(torch.device("cpu")) == "Old CPU"
         cpuinfo.unlink()  # unreadable: what the platform module says
         device.processor.cache_clear()
         assert device.processor(torch.device("cpu")) == (platform.processor() or platform.machine() or "unknown")

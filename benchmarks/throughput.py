@@ -464,6 +464,18 @@ def run_grid_rows(args: argparse.Namespace, device: torch.device, reference: Exe
     return rows
 
 
+def bare_step_rate(model: dict, args: argparse.Namespace, device: torch.device, precision: str) -> float | None:
+    """The model step's rate in `precision`, or None where the processor has no kernel for it: oneDNN's
+    LSTM has no bf16 kernel on a CPU without bf16 instructions (an AVX2-only AMD EPYC) and says so by
+    failing to create its primitive."""
+    try:
+        return model_step_rate(model, args.steps, args.warmup, device, args.loss, args.repeat, precision)
+    except RuntimeError as e:
+        if precision == "bfloat16" and "could not create a primitive" in str(e):
+            return None
+        raise
+
+
 def run(args: argparse.Namespace, device: torch.device, reference: Executor, kept: int) -> list[dict]:
     """Every model's row; prints each as it is measured unless `args.json`. The reference loops
     run through `reference` (a process of their own, or any executor in tests)."""
@@ -473,13 +485,12 @@ def run(args: argparse.Namespace, device: torch.device, reference: Executor, kep
                             args.repeat)
         ref = reference.submit(reference_rate, MODELS[name], args.steps, args.warmup, device, args.loss,
                                args.repeat).result()
-        bare = {p: model_step_rate(MODELS[name], args.steps, args.warmup, device, args.loss, args.repeat, p)
-                for p in ("float32", "bfloat16")}
+        bare = {p: bare_step_rate(MODELS[name], args, device, p) for p in ("float32", "bfloat16")}
         row = {"model": name, "selcopy_samples_per_s": round(ours, 1), "reference_samples_per_s": round(ref, 1),
                "ratio": round(ours / ref, 2)}
-        for p, rate in bare.items():
-            row[f"{p}_model_step_samples_per_s"] = round(rate, 1)
-            row[f"{p}_model_step_ratio"] = round(rate / ref, 2)
+        for p, rate in bare.items():  # None: this processor has no kernel for the model in that precision
+            row[f"{p}_model_step_samples_per_s"] = None if rate is None else round(rate, 1)
+            row[f"{p}_model_step_ratio"] = None if rate is None else round(rate / ref, 2)
         row.update(device=str(device), threads=torch.get_num_threads(), loss=args.loss, compile=args.compile,
                    precision=args.precision, batch_size=BATCH, reference_kept_freed_memory_below=kept)
         if args.validation:
@@ -490,7 +501,9 @@ def run(args: argparse.Namespace, device: torch.device, reference: Executor, kep
         rows.append(row)
         if not args.json:
             print(f"{name:<12} selcopy {ours:>9,.0f}/s   reference {ref:>9,.0f}/s   ratio {ours / ref:5.2f}x   "
-                  "model step alone: " + ",  ".join(f"{p} {r:>6,.0f}/s ({r / ref:4.2f}x)" for p, r in bare.items()),
+                  "model step alone: " + ",  ".join(f"{p} {r:>6,.0f}/s ({r / ref:4.2f}x)" if r is not None
+                                                    else f"{p} none (no kernel on this processor)"
+                                                    for p, r in bare.items()),
                   flush=True)
             if args.validation:
                 share = {k: 10_000 / v / (10_000 / v + 100_000 / ours) for k, v in val.items()}

@@ -64,6 +64,24 @@ def processor(device: torch.device) -> str:
     return f"{name} ({', '.join(named)})" if named else name
 
 
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (avx512_bf16 or AMX): without them its LSTM
+    cannot run in bf16 at all."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def bf16_refusal(model: torch.nn.Module, precision: str, device: torch.device) -> str | None:
+    """Why `model` cannot train or be measured in `precision` on `device`, or None. oneDNN's LSTM
+    has no bf16 kernel on a CPU without bf16 instructions (an AVX2-only AMD EPYC) and fails with
+    "could not create a primitive descriptor" in the first step; this says why, before it."""
+    if precision != "bfloat16" or device.type != "cpu" or cpu_has_bf16_kernels():
+        return None
+    if any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
+        return (f"precision bfloat16: this CPU ({processor(device)}) has no bf16 kernel for the LSTM "
+                "(oneDNN needs avx512_bf16 or AMX); train it with precision: float32")
+    return None
+
+
 # mallopt(3) parameters of glibc
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 

@@ -15,10 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from selcopy.errors import SelcopyError
 from selcopy.models.base import count_parameters
 from selcopy.tasks.base import Batch
 from selcopy.tasks.split import DataSplit
 from selcopy.train.config import TrainConfig
+from selcopy.train.device import bf16_refusal
 from selcopy.train.metrics import LOSSES, batch_stats, new_stats, summarize
 from selcopy.train.schedule import lr_factor
 
@@ -74,6 +76,8 @@ class Trainer:
         on_validation: Hook | None = None,
         progress: Callable[[int, dict[str, float]], None] | None = None,
     ):
+        if refusal := bf16_refusal(model, config.precision, device):
+            raise SelcopyError(refusal)
         self.model, self.split, self.config, self.seed, self.device = model.to(device), split, config, seed, device
         torch.manual_seed(seed)  # dropout draws from the global generator: make it the run's own
         self.optimizer = torch.optim.AdamW(
@@ -211,6 +215,8 @@ def evaluate(model: nn.Module, data: Batch, config: TrainConfig, device: torch.d
     `config.validation_batch_size`, with the run's loss, in float32 whatever precision the run
     trains in (`MEASURED`: as the article trained and measured, so that rows compare with it),
     unless `precision` asks for bfloat16 autocast (`selcopy eval --precision`)."""
+    if refusal := bf16_refusal(model, precision, device):
+        raise SelcopyError(refusal)
     was_training = model.training
     model.eval()
     stats = new_stats(device)

@@ -68,7 +68,7 @@ TRAINER = textwrap.dedent("""
     from selcopy.tasks.split import DataSplit
     from selcopy.train.config import TrainConfig
     from selcopy.train.device import keep_freed_memory
-    from selcopy.train.loop import Trainer
+    from selcopy.train.loop import Trainer, evaluate
 
     task = make_task("program", {"input_length": 4, "num_items": 6, "num_operations": [1, 2]})
     split = DataSplit(task, task, train_count=100, validation_count=50, validation_seed=23)
@@ -112,3 +112,29 @@ def test_the_processor_is_the_cpus_model_name_with_its_vector_and_bf16_instructi
         assert device.processor(torch.device("cpu")) == (platform.processor() or platform.machine() or "unknown")
     finally:
         device.processor.cache_clear()
+
+
+def test_an_lstm_in_bf16_on_a_cpu_without_bf16_kernels_is_refused_with_the_reason(monkeypatch):
+    import torch
+
+    from selcopy.errors import SelcopyError
+    from selcopy.models import build_model
+    from selcopy.models.base import TaskShape
+    from selcopy.train import device
+    from selcopy.train.config import TrainConfig
+    from selcopy.train.loop import Trainer, evaluate
+
+    cpu = torch.device("cpu")
+    shape = TaskShape(max_length=32, vocab=40)
+    lstm, conv = build_model({"name": "lstm"}, shape), build_model({"name": "conv"}, shape)
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: False)
+    refusal = device.bf16_refusal(lstm, "bfloat16", cpu)
+    assert refusal.startswith("precision bfloat16: this CPU (") and "precision: float32" in refusal
+    assert device.bf16_refusal(lstm, "float32", cpu) is None
+    assert device.bf16_refusal(conv, "bfloat16", cpu) is None  # convolutions have slow bf16 kernels everywhere
+    with pytest.raises(SelcopyError, match="no bf16 kernel for the LSTM"):
+        Trainer(lstm, None, TrainConfig(precision="bfloat16"), 0, cpu)  # before anything is built
+    with pytest.raises(SelcopyError, match="no bf16 kernel for the LSTM"):
+        evaluate(lstm, None, TrainConfig(), cpu, "bfloat16")  # selcopy eval --precision bfloat16
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: True)
+    assert device.bf16_refusal(lstm, "bfloat16", cpu) is None

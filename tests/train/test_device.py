@@ -68,7 +68,7 @@ TRAINER = textwrap.dedent("""
     from selcopy.tasks.split import DataSplit
     from selcopy.train.config import TrainConfig
     from selcopy.train.device import keep_freed_memory
-    from selcopy.train.loop import Trainer, evaluate
+    from selcopy.train.loop import Trainer
 
     task = make_task("program", {"input_length": 4, "num_items": 6, "num_operations": [1, 2]})
     split = DataSplit(task, task, train_count=100, validation_count=50, validation_seed=23)

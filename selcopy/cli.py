@@ -8,11 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from selcopy.cli_parser import build_parser, descending_sort_keys
 from selcopy.errors import CONTROL, SelcopyError, explain
+
+if TYPE_CHECKING:
+    import torch
+
+    from selcopy.experiments.spec import RunSpec
 
 
 def counted(n: int, noun: str) -> str:
@@ -111,6 +117,21 @@ def status_text(run: dict) -> str:
     return str(run["status"])
 
 
+def emulated_bf16_note(runs: list[RunSpec], device: torch.device) -> str | None:
+    """A line for the runs that train in bf16 on a CPU with no bf16 kernels, where autocast's
+    bf16 convolutions are emulated (on an AVX2-only AMD EPYC, the quickstart trained about ten
+    times slower in bf16 than in float32), or None."""
+    from selcopy.train.device import cpu_has_bf16_kernels, processor
+
+    count = sum(spec.train_config().precision == "bfloat16" for spec in runs)
+    if not count or device.type != "cpu" or cpu_has_bf16_kernels():
+        return None
+    verb = "trains" if count == 1 else "train"
+    return (f"{counted(count, 'run')} of this file {verb} in bfloat16, and this CPU ({processor(device)}) has no "
+            "bf16 kernels: they are emulated, many times slower than float32 "
+            "(`benchmarks/throughput.py --precision bfloat16` against its float32 figures)")
+
+
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
@@ -139,6 +160,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     runs = counted(len(exp.runs), "run")
     where = device if local else executor
     print(f"{exp.path}: {runs} on {where}{at_once}{stacked}, stored under {args.runs}/", file=sys.stderr)
+    if local and (note := emulated_bf16_note(exp.runs, device)):
+        print(f"selcopy: note: {note}", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
     if args.stack and local:  # on a cluster, the executor stacks itself (its options have `stack_max`)

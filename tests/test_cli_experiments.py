@@ -403,6 +403,26 @@ def test_a_run_whose_lock_cannot_be_taken_is_not_trained(capsys, tmp_path):
     assert json.loads((runs / "tiny/trial-2/result.json").read_text())["status"] == "finished"
 
 
+def test_run_says_when_bf16_is_emulated_on_this_cpu(capsys, tmp_path, monkeypatch):
+    from selcopy.cli import emulated_bf16_note
+    from selcopy.train import device
+
+    bf16 = tmp_path / "tiny_bf16.yml"
+    bf16.write_text(TINY.read_text().replace("validate_every: 640}", "validate_every: 640, precision: bfloat16}"))
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: False)  # an AVX2-only CPU
+    status, _, err = run(capsys, str(bf16), "--runs", str(tmp_path / "runs"), "--where", "${trial} == 1")
+    assert status == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("selcopy: note:")]
+    assert len(notes) == 1 and notes[0].startswith("selcopy: note: 1 run of this file trains in bfloat16, "
+                                                   "and this CPU (") and "has no bf16 kernels" in notes[0]
+    cpu = torch.device("cpu")
+    assert emulated_bf16_note(load_experiment(bf16).runs, cpu).startswith("2 runs of this file train in bfloat16")
+    assert emulated_bf16_note(load_experiment(TINY).runs, cpu) is None  # float32
+    assert emulated_bf16_note(load_experiment(bf16).runs, torch.device("meta")) is None  # not a CPU
+    monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: True)
+    assert emulated_bf16_note(load_experiment(bf16).runs, cpu) is None
+
+
 def test_trials_differ_but_share_the_validation_set(tiny_runs):
     runs, _ = tiny_runs
     one = json.loads((runs / "tiny/trial-1/result.json").read_text())["metrics"]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from selcopy.cli_parser import build_parser, descending_sort_keys
 from selcopy.errors import CONTROL, SelcopyError, explain
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported by the commands that need it, so `--help` and bad input stay quick
     import torch
 
     from selcopy.experiments.spec import RunSpec
@@ -118,18 +118,19 @@ def status_text(run: dict) -> str:
 
 
 def emulated_bf16_note(runs: list[RunSpec], device: torch.device) -> str | None:
-    """A line for the runs that train in bf16 on a CPU with no bf16 kernels, where autocast's
-    bf16 convolutions are emulated (on an AVX2-only AMD EPYC, the quickstart trained about ten
-    times slower in bf16 than in float32), or None."""
+    """A warning for the runs that train in bf16 on a CPU where oneDNN has no bf16 kernels (no
+    AVX-512), or None. There PyTorch's bf16 convolutions fall back to slow generic code: on an
+    AVX2-only AMD EPYC the quickstart's runs trained about twelve times slower than in float32
+    (benchmarks/RESULTS.md). An LSTM in bf16 is refused there instead (`bf16_refusal`)."""
     from selcopy.train.device import cpu_has_bf16_kernels, processor
 
-    count = sum(spec.train_config().precision == "bfloat16" for spec in runs)
+    count = sum(spec.train["precision"] == "bfloat16" and spec.model["name"] != "lstm" for spec in runs)
     if not count or device.type != "cpu" or cpu_has_bf16_kernels():
         return None
     verb = "trains" if count == 1 else "train"
-    return (f"{counted(count, 'run')} of this file {verb} in bfloat16, and this CPU ({processor(device)}) has no "
-            "bf16 kernels: they are emulated, many times slower than float32 "
-            "(`benchmarks/throughput.py --precision bfloat16` against its float32 figures)")
+    return (f"{counted(count, 'run')} of this file {verb} in bfloat16, for which this CPU, {processor(device)}, "
+            "has no fast kernels (oneDNN needs AVX-512): expect many times slower training than in float32 "
+            "(about 12x for the quickstart on an AVX2-only CPU); precision: float32 trains at full speed")
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -161,7 +162,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     where = device if local else executor
     print(f"{exp.path}: {runs} on {where}{at_once}{stacked}, stored under {args.runs}/", file=sys.stderr)
     if local and (note := emulated_bf16_note(exp.runs, device)):
-        print(f"selcopy: note: {note}", file=sys.stderr)
+        print(f"selcopy: warning: {note}", file=sys.stderr)
     grid = GridSettings(Path(args.runs), device, args.skip_existing, args.threads,
                         every_example=args.every_example)
     if args.stack and local:  # on a cluster, the executor stacks itself (its options have `stack_max`)

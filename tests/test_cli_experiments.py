@@ -412,12 +412,19 @@ def test_run_says_when_bf16_is_emulated_on_this_cpu(capsys, tmp_path, monkeypatc
     monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: False)  # an AVX2-only CPU
     status, _, err = run(capsys, str(bf16), "--runs", str(tmp_path / "runs"), "--where", "${trial} == 1")
     assert status == 0, err
-    notes = [line for line in err.splitlines() if line.startswith("selcopy: note:")]
-    assert len(notes) == 1 and notes[0].startswith("selcopy: note: 1 run of this file trains in bfloat16, "
-                                                   "and this CPU (") and "has no bf16 kernels" in notes[0]
+    lines = err.splitlines()
+    warned = [i for i, line in enumerate(lines) if line.startswith("selcopy: warning:")]
+    assert len(warned) == 1, err
+    assert lines[warned[0]].startswith("selcopy: warning: 1 run of this file trains in bfloat16, for which this CPU")
+    assert "has no fast kernels" in lines[warned[0]] and "precision: float32" in lines[warned[0]]
+    assert warned[0] < min(i for i, line in enumerate(lines) if "tiny/trial-1" in line)  # before training
     cpu = torch.device("cpu")
     assert emulated_bf16_note(load_experiment(bf16).runs, cpu).startswith("2 runs of this file train in bfloat16")
     assert emulated_bf16_note(load_experiment(TINY).runs, cpu) is None  # float32
+    lstm = tmp_path / "lstm_bf16.yml"  # refused with its own reason when it starts (bf16_refusal), not warned about
+    lstm.write_text(bf16.read_text().replace("model: {name: conv, layers: 2, channels: 8, kernel_size: 3}",
+                                             "model: {name: lstm}"))
+    assert emulated_bf16_note(load_experiment(lstm).runs, cpu) is None
     assert emulated_bf16_note(load_experiment(bf16).runs, torch.device("meta")) is None  # not a CPU
     monkeypatch.setattr(device, "cpu_has_bf16_kernels", lambda: True)
     assert emulated_bf16_note(load_experiment(bf16).runs, cpu) is None

@@ -65,20 +65,21 @@ def processor(device: torch.device) -> str:
 
 
 def cpu_has_bf16_kernels() -> bool:
-    """Whether oneDNN has bf16 kernels on this CPU (avx512_bf16 or AMX): without them its LSTM
-    cannot run in bf16 at all."""
+    """Whether oneDNN has bf16 kernels on this CPU (PyTorch asks for AVX-512 BW/VL/DQ, or
+    AVX-NE-CONVERT; `avx512_bf16` or AMX make them fast): without them its LSTM cannot run in
+    bf16 at all, and bf16 convolutions fall back to slow generic code."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def bf16_refusal(model: torch.nn.Module, precision: str, device: torch.device) -> str | None:
     """Why `model` cannot train or be measured in `precision` on `device`, or None. oneDNN's LSTM
-    has no bf16 kernel on a CPU without bf16 instructions (an AVX2-only AMD EPYC) and fails with
+    has no bf16 kernel on a CPU without AVX-512 (an AVX2-only AMD EPYC) and fails with
     "could not create a primitive descriptor" in the first step; this says why, before it."""
     if precision != "bfloat16" or device.type != "cpu" or cpu_has_bf16_kernels():
         return None
     if any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
         return (f"precision bfloat16: this CPU ({processor(device)}) has no bf16 kernel for the LSTM "
-                "(oneDNN needs avx512_bf16 or AMX); train it with precision: float32")
+                "(oneDNN needs AVX-512); train it with precision: float32")
     return None
 
 

@@ -16,6 +16,11 @@ SELCOPY=${SELCOPY:-.venv/bin/selcopy}
 LANES=${LANES:-2}
 RUNS=${RUNS:-runs}
 AGAIN=${AGAIN:-$RUNS/retrained}  # bf16 runs trained again, to be measured in float32
+# Files that train in bf16 train only on a CPU where oneDNN has bf16 kernels (AVX-512): without
+# them bf16 is emulated, about 12x slower than float32 (benchmarks/RESULTS.md), and their runs
+# wait for such a machine. BF16=1 trains them anyway, BF16=0 passes them over.
+PYTHON=${PYTHON:-$(dirname "$SELCOPY")/python}
+BF16=${BF16:-$("$PYTHON" -c 'import torch; print(int(torch.ops.mkldnn._is_mkldnn_bf16_supported()))' 2> /dev/null || echo 1)}
 
 step() {  # step LANE FILE [selcopy run flags]: train (or skip) the file's runs; a --runs in the flags wins
   local lane=$1 file=experiments/article/$2.yml status; shift 2
@@ -30,6 +35,14 @@ step() {  # step LANE FILE [selcopy run flags]: train (or skip) the file's runs;
   esac
 }
 
+bf16() {  # bf16 LANE FILE [selcopy run flags]: step, where this CPU has bf16 kernels
+  if [ "$BF16" = 1 ]; then
+    step "$@"
+  else
+    echo "[lane $1] experiments/article/$2.yml: passed over: it trains in bfloat16, for which this CPU has no fast kernels (no AVX-512); train it on a CPU with them"
+  fi
+}
+
 lane() {
   local n=$1 bad=0
   # issue 23: the article's Mamba and its float32 control; table 10's last-layer row over 8M samples
@@ -37,13 +50,13 @@ lane() {
   step "$n" 10-attention-6l-last-float32-8m
   # issue 23: the bf16 runs the doc compares with the article, trained again (same files, seeds
   # and thread count) now that validation is measured in float32, into a folder of their own
-  step "$n" 04-baselines --runs "$AGAIN" --where '${model}["name"] != "mamba"'
-  step "$n" 10-attention-6l-5ops --runs "$AGAIN" --where '${attn} == [0, 0, 0, 0, 0, true]'
-  step "$n" 10-attention-6l-last-trials --runs "$AGAIN"
+  bf16 "$n" 04-baselines --runs "$AGAIN" --where '${model}["name"] != "mamba"'
+  bf16 "$n" 10-attention-6l-5ops --runs "$AGAIN" --where '${attn} == [0, 0, 0, 0, 0, true]'
+  bf16 "$n" 10-attention-6l-last-trials --runs "$AGAIN"
   # issue 26: every table, in its order of value (table 5 trial by trial, as its file lists them)
   step "$n" 05-attention-invention
   step "$n" 09-attention-5l-5ops
-  step "$n" 10-attention-6l-5ops
+  bf16 "$n" 10-attention-6l-5ops
   step "$n" 07-attention-position-3l
   step "$n" 08-attention-position-5l
   step "$n" 06-attention-activation

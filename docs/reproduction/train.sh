@@ -19,8 +19,11 @@ AGAIN=${AGAIN:-$RUNS/retrained}  # bf16 runs trained again, to be measured in fl
 # Files that train in bf16 train only on a CPU where oneDNN has bf16 kernels (AVX-512): without
 # them bf16 is emulated, about 12x slower than float32 (benchmarks/RESULTS.md), and their runs
 # wait for such a machine. BF16=1 trains them anyway, BF16=0 passes them over.
-PYTHON=${PYTHON:-$(dirname "$SELCOPY")/python}
-BF16=${BF16:-$("$PYTHON" -c 'import torch; print(int(torch.ops.mkldnn._is_mkldnn_bf16_supported()))' 2> /dev/null || echo 1)}
+PYTHON=${PYTHON:-$(sed -n '1s/^#! *//p' "$(command -v "$SELCOPY")" 2> /dev/null)}  # selcopy's own interpreter
+BF16=${BF16:-$($PYTHON -c 'import torch; print(int(torch.ops.mkldnn._is_mkldnn_bf16_supported()))' 2> /dev/null \
+  || echo "1 (could not ask ${PYTHON:-the python of $SELCOPY}: bf16 files train)")}
+echo "bf16 files: BF16=$BF16"
+BF16=${BF16%% *}
 
 step() {  # step LANE FILE [selcopy run flags]: train (or skip) the file's runs; a --runs in the flags wins
   local lane=$1 file=experiments/article/$2.yml status; shift 2
@@ -39,7 +42,7 @@ bf16() {  # bf16 LANE FILE [selcopy run flags]: step, where this CPU has bf16 ke
   if [ "$BF16" = 1 ]; then
     step "$@"
   else
-    echo "[lane $1] experiments/article/$2.yml: passed over: it trains in bfloat16, for which this CPU has no fast kernels (no AVX-512); train it on a CPU with them"
+    echo "[lane $1] experiments/article/$2.yml: passed over (BF16=$BF16): it trains in bfloat16, which is slow without AVX-512; train it on a CPU with it, or with BF16=1"
   fi
 }
 

@@ -70,7 +70,7 @@ from selcopy.models.conv import ConvModel  # noqa: E402
 from selcopy.tasks import make_task  # noqa: E402
 from selcopy.tasks.split import DataSplit  # noqa: E402
 from selcopy.train.config import TrainConfig  # noqa: E402
-from selcopy.train.device import keep_freed_memory, pick_device  # noqa: E402
+from selcopy.train.device import bf16_refusal, keep_freed_memory, pick_device  # noqa: E402
 from selcopy.train.loop import Trainer, evaluate, logits_of  # noqa: E402
 from selcopy.train.metrics import LOSSES  # noqa: E402
 from selcopy.train.stacked import StackedTrainer, stack_refusal  # noqa: E402
@@ -465,15 +465,11 @@ def run_grid_rows(args: argparse.Namespace, device: torch.device, reference: Exe
 
 
 def bare_step_rate(model: dict, args: argparse.Namespace, device: torch.device, precision: str) -> float | None:
-    """The model step's rate in `precision`, or None where the processor has no kernel for it: oneDNN's
-    LSTM has no bf16 kernel on a CPU without bf16 instructions (an AVX2-only AMD EPYC) and says so by
-    failing to create its primitive."""
-    try:
-        return model_step_rate(model, args.steps, args.warmup, device, args.loss, args.repeat, precision)
-    except RuntimeError as e:
-        if precision == "bfloat16" and "could not create a primitive" in str(e):
-            return None
-        raise
+    """The model step's rate in `precision`, or None where the processor has no kernel for it (the
+    trainer's `bf16_refusal`: oneDNN's LSTM has no bf16 kernel on a CPU without AVX-512)."""
+    if bf16_refusal(build_model(model, SHAPE), precision, device):
+        return None
+    return model_step_rate(model, args.steps, args.warmup, device, args.loss, args.repeat, precision)
 
 
 def run(args: argparse.Namespace, device: torch.device, reference: Executor, kept: int) -> list[dict]:

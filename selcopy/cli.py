@@ -118,14 +118,12 @@ def status_text(run: dict) -> str:
 
 
 def emulated_bf16_note(runs: list[RunSpec], device: torch.device) -> str | None:
-    """A warning for the runs that train in bf16 on a CPU where oneDNN has no bf16 kernels (no
-    AVX-512), or None. There PyTorch's bf16 convolutions fall back to slow generic code: on an
-    AVX2-only AMD EPYC the quickstart's runs trained about twelve times slower than in float32
-    (benchmarks/RESULTS.md). An LSTM in bf16 is refused there instead (`bf16_refusal`)."""
-    from selcopy.train.device import cpu_has_bf16_kernels, processor
+    """A warning for the runs that train in bf16 on a CPU without bf16 kernels (`cpu_without_bf16_kernels`),
+    or None. An LSTM in bf16 is refused there instead (`bf16_refusal`), so it is not counted."""
+    from selcopy.train.device import cpu_without_bf16_kernels, processor
 
     count = sum(spec.train["precision"] == "bfloat16" and spec.model["name"] != "lstm" for spec in runs)
-    if not count or device.type != "cpu" or cpu_has_bf16_kernels():
+    if not count or not cpu_without_bf16_kernels(device):
         return None
     verb = "trains" if count == 1 else "train"
     return (f"{counted(count, 'run')} of this file {verb} in bfloat16, for which this CPU, {processor(device)}, "

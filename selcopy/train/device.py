@@ -65,17 +65,23 @@ def processor(device: torch.device) -> str:
 
 
 def cpu_has_bf16_kernels() -> bool:
-    """Whether oneDNN has bf16 kernels on this CPU (PyTorch asks for AVX-512 BW/VL/DQ, or
-    AVX-NE-CONVERT; `avx512_bf16` or AMX make them fast): without them its LSTM cannot run in
-    bf16 at all, and bf16 convolutions fall back to slow generic code."""
+    """Whether oneDNN has bf16 kernels on this CPU (ATen's `mkldnn_bf16_device_check`: AVX-512 BW,
+    VL and DQ; `avx512_bf16` or AMX make them fast)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cpu_without_bf16_kernels(device: torch.device) -> bool:
+    """Whether `device` is a CPU where bf16 has no oneDNN kernels: there oneDNN's LSTM cannot run in
+    bf16 at all, and bf16 convolutions take ATen's generic `_slow_conv2d` (the quickstart's runs
+    trained about 12x slower than in float32 on an AVX2-only AMD EPYC, benchmarks/RESULTS.md)."""
+    return device.type == "cpu" and not cpu_has_bf16_kernels()
 
 
 def bf16_refusal(model: torch.nn.Module, precision: str, device: torch.device) -> str | None:
     """Why `model` cannot train or be measured in `precision` on `device`, or None. oneDNN's LSTM
     has no bf16 kernel on a CPU without AVX-512 (an AVX2-only AMD EPYC) and fails with
     "could not create a primitive descriptor" in the first step; this says why, before it."""
-    if precision != "bfloat16" or device.type != "cpu" or cpu_has_bf16_kernels():
+    if precision != "bfloat16" or not cpu_without_bf16_kernels(device):
         return None
     if any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
         return (f"precision bfloat16: this CPU ({processor(device)}) has no bf16 kernel for the LSTM "

@@ -131,7 +131,7 @@ def test_an_lstm_in_bf16_on_a_cpu_without_bf16_kernels_is_refused_with_the_reaso
     refusal = device.bf16_refusal(lstm, "bfloat16", cpu)
     assert refusal.startswith("precision bfloat16: this CPU (") and "precision: float32" in refusal
     assert device.bf16_refusal(lstm, "float32", cpu) is None
-    assert device.bf16_refusal(conv, "bfloat16", cpu) is None  # convolutions have slow bf16 kernels everywhere
+    assert device.bf16_refusal(conv, "bfloat16", cpu) is None  # convolutions run in bf16 everywhere (slowly here)
     with pytest.raises(SelcopyError, match="no bf16 kernel for the LSTM"):
         Trainer(lstm, None, TrainConfig(precision="bfloat16"), 0, cpu)  # before anything is built
     with pytest.raises(SelcopyError, match="no bf16 kernel for the LSTM"):

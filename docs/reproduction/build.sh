@@ -96,6 +96,9 @@ for result in sorted(again.glob("article/*/*/result.json")):
         print(f"    final validation {name}: first {old[-1][key]:.4f} (bf16), again {new[-1][key]:.4f} (float32)")
 PY
 
+# 5. table 9: the article's best 5-layer placements, trained on 1-5 swaps and validated on 5
+table experiments/article/09-attention-5l-5ops.yml
+
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" \
@@ -112,3 +115,4 @@ PY
   --out "$OUT/attention-6l-float32-8m.png"
 "$SELCOPY" plot experiments/article/04-baselines.yml experiments/article/04-baselines-mamba-linear-dt.yml --runs "$R" \
   --where '${model}["name"] == "mamba"' --where '' --out "$OUT/mamba-dt-init.png"
+"$SELCOPY" plot experiments/article/09-attention-5l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-5l-5ops.png"

@@ -96,7 +96,7 @@ for result in sorted(again.glob("article/*/*/result.json")):
         print(f"    final validation {name}: first {old[-1][key]:.4f} (bf16), again {new[-1][key]:.4f} (float32)")
 PY
 
-# 5. table 9: the article's best 5-layer placements, trained on 1-5 swaps and validated on 5
+# 5. table 9: six of the article's best 5-layer placements (its table 8 ranks 2-7), trained on 1-5 swaps, validated on 5
 table experiments/article/09-attention-5l-5ops.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"

@@ -98,6 +98,8 @@ PY
 
 # 5. table 9: six of the article's best 5-layer placements (its table 8 ranks 2-7), trained on 1-5 swaps, validated on 5
 table experiments/article/09-attention-5l-5ops.yml
+# 6. table 7: where linear QK attention goes in the 3-layer conv of (2), 5 trials
+table experiments/article/07-attention-position-3l.yml --std validation_mask_error%
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -116,3 +118,5 @@ table experiments/article/09-attention-5l-5ops.yml
 "$SELCOPY" plot experiments/article/04-baselines.yml experiments/article/04-baselines-mamba-linear-dt.yml --runs "$R" \
   --where '${model}["name"] == "mamba"' --where '' --out "$OUT/mamba-dt-init.png"
 "$SELCOPY" plot experiments/article/09-attention-5l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-5l-5ops.png"
+"$SELCOPY" plot experiments/article/07-attention-position-3l.yml --runs "$R" --group-by attn --metric sample_error% \
+  --out "$OUT/attention-position-3l.png"

@@ -100,6 +100,8 @@ PY
 table experiments/article/09-attention-5l-5ops.yml
 # 6. table 7: where linear QK attention goes in the 3-layer conv of (2), 5 trials
 table experiments/article/07-attention-position-3l.yml --std validation_mask_error%
+# 7. table 8: every placement of linear QK attention in a 5-layer conv, one run each
+table experiments/article/08-attention-position-5l.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -120,3 +122,5 @@ table experiments/article/07-attention-position-3l.yml --std validation_mask_err
 "$SELCOPY" plot experiments/article/09-attention-5l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-5l-5ops.png"
 "$SELCOPY" plot experiments/article/07-attention-position-3l.yml --runs "$R" --group-by attn --metric sample_error% \
   --out "$OUT/attention-position-3l.png"
+"$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --group-by attn --metric sample_error% \
+  --out "$OUT/attention-position-5l.png"

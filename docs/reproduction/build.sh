@@ -102,6 +102,8 @@ table experiments/article/09-attention-5l-5ops.yml
 table experiments/article/07-attention-position-3l.yml --std validation_mask_error%
 # 7. table 8: every placement of linear QK attention in a 5-layer conv, one run each
 table experiments/article/08-attention-position-5l.yml
+# 8. table 10: linear QK attention in the last layer of the 6-layer conv of (1) and in one more, one run each
+table experiments/article/10-attention-6l-5ops.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -122,5 +124,11 @@ table experiments/article/08-attention-position-5l.yml
 "$SELCOPY" plot experiments/article/09-attention-5l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-5l-5ops.png"
 "$SELCOPY" plot experiments/article/07-attention-position-3l.yml --runs "$R" --group-by attn --metric sample_error% \
   --out "$OUT/attention-position-3l.png"
-"$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --group-by attn --metric sample_error% \
-  --out "$OUT/attention-position-5l.png"
+# table 8's 32 placements in two figures (a colour each): without attention in the first layer, and with it
+"$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] == 0' --group-by attn \
+  --metric sample_error% --out "$OUT/attention-position-5l.png"
+if compgen -G "$R/article/08-attention-position-5l/attn-T,*/metrics.jsonl" > /dev/null; then  # once one has trained
+  "$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] != 0' --group-by attn \
+    --metric sample_error% --out "$OUT/attention-position-5l-first.png"
+fi
+"$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-6l-5ops.png"

@@ -127,8 +127,6 @@ table experiments/article/10-attention-6l-5ops.yml
 # table 8's 32 placements in two figures (a colour each): without attention in the first layer, and with it
 "$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] == 0' --group-by attn \
   --metric sample_error% --out "$OUT/attention-position-5l.png"
-if compgen -G "$R/article/08-attention-position-5l/attn-T,*/metrics.jsonl" > /dev/null; then  # once one has trained
-  "$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] != 0' --group-by attn \
-    --metric sample_error% --out "$OUT/attention-position-5l-first.png"
-fi
+"$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] != 0' --group-by attn \
+  --metric sample_error% --out "$OUT/attention-position-5l-first.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-6l-5ops.png"

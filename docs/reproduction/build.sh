@@ -102,8 +102,46 @@ table experiments/article/09-attention-5l-5ops.yml
 table experiments/article/07-attention-position-3l.yml --std validation_mask_error%
 # 7. table 8: every placement of linear QK attention in a 5-layer conv, one run each
 table experiments/article/08-attention-position-5l.yml
+# its trials: other seeds for the placements where our run and the article's differ
+table experiments/article/08-attention-position-5l-trials.yml --std validation_mask_error%
 # 8. table 10: linear QK attention in the last layer of the 6-layer conv of (1) and in one more, one run each
 table experiments/article/10-attention-6l-5ops.yml
+# 9. table 6: elu+1 against DPFP as the feature map of the linear attention in the last layer of (2), 5 trials
+table experiments/article/06-attention-activation.yml --std validation_mask_error%
+# the same config and seeds three times over: table 6's elu+1 trials, table 5's linear QK and table 7's 0,0,T
+echo; echo "each trial of linear QK attention in the last layer of (2), in three files (same resolved config and seeds):"
+"$PYTHON" - "$R" <<'PY'
+import json, sys
+from pathlib import Path
+root = Path(sys.argv[1]) / "article"
+files = [("table 6 elu+1", "06-attention-activation/trial-{}_attnact-elu+1"),
+         ("table 5 QK", "05-attention-invention/trial-{}_qkv-QK_attn-0,0,T"),
+         ("table 7 0,0,T", "07-attention-position-3l/trial-{}_attn-0,0,T")]
+def curve(folder):
+    path = folder / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+for trial in range(1, 6):
+    runs = [(label, root / pattern.format(trial)) for label, pattern in files]
+    curves = [(label, folder, curve(folder)) for label, folder in runs]
+    if not all(lines and json.loads((folder / "result.json").read_text()).get("status") == "finished"
+               for _, folder, lines in curves):
+        continue
+    first = curves[0][2]
+    ends = ", ".join(f"{label} {lines[-1]['validation_sample_error%']:.2f}%"
+                     f" ({json.loads((folder / 'result.json').read_text()).get('processor', 'processor not recorded')})"
+                     for label, folder, lines in curves)
+    print(f"  trial {trial}: {ends}")
+    for label, _, lines in curves[1:]:
+        pairs = [(a, b) for a, b in zip(first, lines) if a["inputs"] == b["inputs"]]
+        same = next((i for i, (a, b) in enumerate(pairs)
+                     if a["validation_sample_error%"] != b["validation_sample_error%"]), len(pairs))
+        equal = sum(a["train_loss"] == b["train_loss"] for a, b in pairs)
+        largest = max(abs(a["train_loss"] - b["train_loss"]) / abs(a["train_loss"]) for a, b in pairs)
+        print(f"    {label} against table 6: validation sample errors equal at the first {same} of {len(pairs)}"
+              f" validation points, train losses at {equal} (largest relative difference {largest:.1e})")
+PY
+# 10. the Selective Copying setup the article starts from: the 6-layer conv, one run
+table experiments/article/00-selective-copy.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -130,3 +168,7 @@ table experiments/article/10-attention-6l-5ops.yml
 "$SELCOPY" plot experiments/article/08-attention-position-5l.yml --runs "$R" --where '${attn}[0] != 0' --group-by attn \
   --metric sample_error% --out "$OUT/attention-position-5l-first.png"
 "$SELCOPY" plot experiments/article/10-attention-6l-5ops.yml --runs "$R" --group-by attn --out "$OUT/attention-6l-5ops.png"
+"$SELCOPY" plot experiments/article/06-attention-activation.yml --runs "$R" --group-by attnact --metric sample_error% \
+  --out "$OUT/attention-activation.png"
+"$SELCOPY" plot experiments/article/00-selective-copy.yml --runs "$R" --metric mask_error% sample_error% \
+  --out "$OUT/selective-copy.png"

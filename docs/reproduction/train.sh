@@ -62,6 +62,7 @@ lane() {
   bf16 "$n" 10-attention-6l-5ops
   step "$n" 07-attention-position-3l
   step "$n" 08-attention-position-5l
+  step "$n" 08-attention-position-5l-trials  # trials of the placements where our run and the article's differ
   step "$n" 06-attention-activation
   step "$n" 00-selective-copy
   step "$n" 01-preliminary

@@ -31,18 +31,17 @@ def train_here():
     return train
 
 
-# Ray's driver, once started in this process (tests/experiments/test_ray.py), leaves C++ threads that
-# can, most likely, crash the interpreter while it shuts down, after every result is reported: a segmentation fault
-# with no Python stack, seen at the exit of 2 of about 9 full runs (2026-12-06 and 2026-12-08), both
-# with all tests passed (Ray's own report of such crashes after ray.shutdown(): ray-project/ray#31145).
-# Where Ray was loaded, the session therefore ends with its own exit status and skips the interpreter's
-# teardown; the Ray tests themselves check that no Ray process is left behind.
-_exit_status: int | None = None
+# Ray's driver, once started in this process (tests/experiments/test_ray.py), most likely leaves C++
+# threads that can crash the interpreter while it shuts down, after every result is reported: a
+# segmentation fault with no Python stack, seen twice (2026-12-06 and 2026-12-08), each at the exit of
+# a full run with every test passed (Ray's tracker has such crashes of its threads after ray.shutdown(),
+# e.g. ray-project/ray#31145). Where Ray was loaded, the session therefore ends with its own exit status
+# and skips the interpreter's teardown; test_ray.py checks that its cluster leaves no process behind.
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    global _exit_status
-    _exit_status = int(exitstatus)
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
@@ -50,7 +49,7 @@ def pytest_unconfigure(config):
     import os
     import sys
 
-    if _exit_status is not None and "ray._raylet" in sys.modules:
+    if _EXIT_STATUS in config.stash and "ray._raylet" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(_exit_status)
+        os._exit(config.stash[_EXIT_STATUS])

@@ -111,28 +111,21 @@ table experiments/article/06-attention-activation.yml --std validation_mask_erro
 # the same config and seeds three times over: table 6's elu+1 trials, table 5's linear QK and table 7's 0,0,T
 echo; echo "each trial of linear QK attention in the last layer of (2), in three files (same resolved config and seeds):"
 "$PYTHON" - "$R" <<'PY'
-import json, sys
-from pathlib import Path
-root = Path(sys.argv[1]) / "article"
-files = [("table 6 elu+1", "06-attention-activation/trial-{}_attnact-elu+1"),
-         ("table 5 QK", "05-attention-invention/trial-{}_qkv-QK_attn-0,0,T"),
-         ("table 7 0,0,T", "07-attention-position-3l/trial-{}_attn-0,0,T")]
-def curve(folder):
-    path = folder / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+import sys
+from selcopy.experiments.store import RunStore
+copies = [("table 6 elu+1", "article/06-attention-activation/trial-{}_attnact-elu+1"),
+          ("table 5 QK", "article/05-attention-invention/trial-{}_qkv-QK_attn-0,0,T"),
+          ("table 7 0,0,T", "article/07-attention-position-3l/trial-{}_attn-0,0,T")]
 for trial in range(1, 6):
-    runs = [(label, root / pattern.format(trial)) for label, pattern in files]
-    curves = [(label, folder, curve(folder)) for label, folder in runs]
-    if not all(lines and json.loads((folder / "result.json").read_text()).get("status") == "finished"
-               for _, folder, lines in curves):
+    stores = [(label, RunStore(sys.argv[1], name.format(trial))) for label, name in copies]
+    if not all(store.finished() for _, store in stores):
         continue
-    first = curves[0][2]
-    ends = ", ".join(f"{label} {lines[-1]['validation_sample_error%']:.2f}%"
-                     f" ({json.loads((folder / 'result.json').read_text()).get('processor', 'processor not recorded')})"
-                     for label, folder, lines in curves)
-    print(f"  trial {trial}: {ends}")
-    for label, _, lines in curves[1:]:
-        pairs = [(a, b) for a, b in zip(first, lines) if a["inputs"] == b["inputs"]]
+    runs = [(label, store.result().get("processor", "processor not recorded"), store.metrics()) for label, store in stores]
+    print(f"  trial {trial}: " + ", ".join(f"{label} {rows[-1]['validation_sample_error%']:.2f}% ({where})"
+                                          for label, where, rows in runs))
+    first = runs[0][2]
+    for label, _, rows in runs[1:]:
+        pairs = [(a, b) for a, b in zip(first, rows) if a["inputs"] == b["inputs"]]
         same = next((i for i, (a, b) in enumerate(pairs)
                      if a["validation_sample_error%"] != b["validation_sample_error%"]), len(pairs))
         equal = sum(a["train_loss"] == b["train_loss"] for a, b in pairs)

@@ -65,8 +65,13 @@ lane() {
   step "$n" 08-attention-position-5l-trials  # trials of the placements where our run and the article's differ
   step "$n" 06-attention-activation
   step "$n" 00-selective-copy
-  step "$n" 01-preliminary
+  # tables 1 and 2 (4M samples a run), the cheapest runs first so that a session's time ends
+  # in finished rows: table 1's 64-channel convs, table 2's by depth, then table 1's 128-channel
+  step "$n" 01-preliminary --where '${ch} == 64'
+  step "$n" 02-ops-vs-layers --where '${l} == 6'
+  step "$n" 02-ops-vs-layers --where '${l} == 12'
   step "$n" 02-ops-vs-layers
+  step "$n" 01-preliminary
   echo "[lane $n] done"
   return "$bad"
 }

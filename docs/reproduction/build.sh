@@ -135,6 +135,10 @@ for trial in range(1, 6):
 PY
 # 10. the Selective Copying setup the article starts from: the 6-layer conv, one run
 table experiments/article/00-selective-copy.yml
+# 11. table 1: the conv without attention on 2-5 letters and 1-5 operations with stack operations, one run each
+table experiments/article/01-preliminary.yml
+# 12. table 2: 6, 12 and 18 layers on exactly 2, 3, 4 or 5 swaps, one run each
+table experiments/article/02-ops-vs-layers.yml
 
 "$SELCOPY" plot experiments/article/04-baselines.yml --runs "$R" --group-by model --out "$OUT/baselines.png"
 "$SELCOPY" plot experiments/article/03-easy-examples.yml --runs "$R" --group-by l --out "$OUT/easy-examples-depth.png"
@@ -165,3 +169,9 @@ table experiments/article/00-selective-copy.yml
   --out "$OUT/attention-activation.png"
 "$SELCOPY" plot experiments/article/00-selective-copy.yml --runs "$R" --metric mask_error% sample_error% \
   --out "$OUT/selective-copy.png"
+"$SELCOPY" plot experiments/article/01-preliminary.yml --runs "$R" --metric mask_error% --out "$OUT/preliminary.png"
+for l in 6 12 18; do  # table 2 as the article draws it: a figure per depth (once one has finished), a colour per number of swaps
+  "$SELCOPY" show experiments/article/02-ops-vs-layers.yml --runs "$R" --where "\${l} == $l" | tail -n 1 | grep -q '^0 of' ||
+    "$SELCOPY" plot experiments/article/02-ops-vs-layers.yml --runs "$R" --where "\${l} == $l" --group-by nops \
+      --metric mask_error% sample_error% --out "$OUT/ops-vs-layers-l$l.png"
+done

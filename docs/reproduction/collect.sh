@@ -27,7 +27,7 @@ for run_dir in runs/article/*/; do
   [ -d "$run_dir" ] || continue
   dir=article/$(basename "$run_dir")
   case $dir in
-    article/04-baselines | article/10-attention-6l-5ops | article/10-attention-6l-last-trials)
+    article/04-baselines | article/10-attention-6l-5ops | article/10-attention-6l-last-trials | article/01-preliminary)
       copy_runs "$dir" docs/reproduction/runs images ;;
     *) copy_runs "$dir" docs/reproduction/runs ;;
   esac
